@@ -1,0 +1,5 @@
+import sys
+
+from aistpp.cli import main
+
+sys.exit(main())

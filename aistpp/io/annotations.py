@@ -1,0 +1,267 @@
+"""The official AIST++ annotation tree: readers and writers for every file in it.
+
+Layout (``DIR`` is what users pass as ``--annotations``)::
+
+    DIR/cameras/setting*.json, DIR/cameras/mapping.txt
+    DIR/keypoints2d/<seq>.pkl   keypoints2d (9, N, 17, 3) float32 px+conf, det_scores (9, N), timestamps (N,) int64 us
+    DIR/keypoints3d/<seq>.pkl   keypoints3d (N, 17, 3) cm, keypoints3d_optim (N, 17, 3) cm
+    DIR/motions/<seq>.pkl       smpl_poses (N, 72), smpl_trans (N, 3) cm, smpl_scaling (1,), smpl_loss float
+    DIR/splits/<name>.txt, DIR/ignore_list.txt
+
+Every reader checks keys and shapes and raises :class:`AistppError` naming the file and the problem.
+Pickles are read through :mod:`aistpp.io.safe_pickle`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aistpp.errors import AistppError
+from aistpp.io.atomic import atomic_write_text
+from aistpp.io.cameras import CameraGroup, load_cameras
+from aistpp.io.safe_pickle import load_pickle, save_pickle
+from aistpp.naming import parse_name
+
+NUM_VIEWS = 9
+NUM_JOINTS = 17
+FPS = 60
+
+COCO17 = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+
+# (key, trailing shape, dtype) per file kind; None in a shape is the frame count N, "V" the number of views.
+_SCHEMAS = {
+    "keypoints2d": {
+        "keypoints2d": (("V", None, NUM_JOINTS, 3), np.float32),
+        "det_scores": (("V", None), np.float32),
+        "timestamps": ((None,), np.int64),
+    },
+    "keypoints3d": {
+        "keypoints3d": ((None, NUM_JOINTS, 3), np.float64),
+        "keypoints3d_optim": ((None, NUM_JOINTS, 3), np.float64),
+    },
+    "motions": {
+        "smpl_poses": ((None, 72), np.float32),
+        "smpl_trans": ((None, 3), np.float32),
+        "smpl_scaling": ((1,), np.float32),
+    },
+}
+_OPTIONAL = {"keypoints3d": {"keypoints3d_optim"}, "keypoints2d": {"det_scores", "timestamps"}, "motions": set()}
+
+
+def _check(kind: str, data, path) -> dict:
+    if not isinstance(data, dict):
+        raise AistppError(f"expected a dict of arrays for {kind}, got {type(data).__name__}", path)
+    schema = _SCHEMAS[kind]
+    out: dict = {}
+    n_frames = None
+    n_views = None
+    for key, (shape, dtype) in schema.items():
+        if key not in data:
+            if key in _OPTIONAL[kind]:
+                continue
+            raise AistppError(f"missing key {key!r} (has {sorted(data)})", path)
+        arr = np.asarray(data[key])
+        if arr.dtype == object or arr.ndim != len(shape):
+            raise AistppError(f"{key} has shape {arr.shape}, expected {_fmt(shape)}", path)
+        for dim, want in zip(arr.shape, shape):
+            if want is None:
+                n_frames = dim if n_frames is None else n_frames
+                ok = dim == n_frames
+            elif want == "V":
+                n_views = dim if n_views is None else n_views
+                ok = dim == n_views
+            else:
+                ok = dim == want
+            if not ok:
+                raise AistppError(f"{key} has shape {arr.shape}, expected {_fmt(shape)} (N={n_frames})", path)
+        out[key] = arr.astype(dtype, copy=False)
+    if kind == "motions":
+        out["smpl_loss"] = float(data.get("smpl_loss", np.nan))
+    return out
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+
+
+def read_keypoints2d(path: str | Path) -> dict:
+    """keypoints2d pkl -> {keypoints2d (V, N, 17, 3) float32, det_scores (V, N), timestamps (N,) int64 us}.
+
+    Missing det_scores / timestamps are filled (1 where detected / 60 fps from 0)."""
+    out = _check("keypoints2d", load_pickle(path), path)
+    kp = out["keypoints2d"]
+    if "det_scores" not in out:
+        out["det_scores"] = np.where(np.isnan(kp[..., 2]).all(axis=-1), 0, 1).astype(np.float32)
+    if "timestamps" not in out:
+        out["timestamps"] = frame_timestamps(kp.shape[1])
+    return out
+
+
+def read_keypoints3d(path: str | Path) -> dict:
+    """keypoints3d pkl -> {keypoints3d (N, 17, 3) cm, keypoints3d_optim (N, 17, 3) cm when present}."""
+    return _check("keypoints3d", load_pickle(path), path)
+
+
+def read_motion(path: str | Path) -> dict:
+    """motions pkl -> {smpl_poses (N, 72), smpl_trans (N, 3) cm, smpl_scaling (1,), smpl_loss float}."""
+    return _check("motions", load_pickle(path), path)
+
+
+def write_keypoints2d(path, keypoints2d, det_scores=None, timestamps=None) -> None:
+    """Write the official keypoints2d pkl (validated like the reader)."""
+    kp = np.asarray(keypoints2d, np.float32)
+    data = {"keypoints2d": kp,
+            "det_scores": np.asarray(det_scores if det_scores is not None
+                                     else np.where(np.isnan(kp[..., 2]).all(-1), 0, 1), np.float32),
+            "timestamps": np.asarray(timestamps if timestamps is not None else frame_timestamps(kp.shape[1]),
+                                     np.int64)}
+    save_pickle(_check("keypoints2d", data, path), path)
+
+
+def write_keypoints3d(path, keypoints3d, keypoints3d_optim=None) -> None:
+    """Write the official keypoints3d pkl. ``keypoints3d_optim`` defaults to ``keypoints3d``."""
+    k3 = np.asarray(keypoints3d, np.float64)
+    data = {"keypoints3d": k3,
+            "keypoints3d_optim": np.asarray(k3 if keypoints3d_optim is None else keypoints3d_optim, np.float64)}
+    save_pickle(_check("keypoints3d", data, path), path)
+
+
+def write_motion(path, smpl_poses, smpl_trans, smpl_scaling, smpl_loss=float("nan")) -> None:
+    """Write the official motions pkl: smpl_poses (N, 72), smpl_trans (N, 3) cm, smpl_scaling (1,), smpl_loss."""
+    data = {"smpl_poses": smpl_poses, "smpl_trans": smpl_trans,
+            "smpl_scaling": np.asarray(smpl_scaling, np.float32).reshape(-1), "smpl_loss": float(smpl_loss)}
+    save_pickle(_check("motions", data, path), path)
+
+
+def frame_timestamps(n_frames: int, fps: float = FPS) -> np.ndarray:
+    """Timestamps in microseconds of frames 0..N-1 at ``fps`` (official: round(i * 1e6 / 60))."""
+    return np.round(np.arange(n_frames) * (1e6 / fps)).astype(np.int64)
+
+
+def read_name_list(path: str | Path) -> list[str]:
+    """A text file of sequence names, one per line (blank lines and ``#`` comments skipped), each validated."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise AistppError("list file not found", path) from None
+    names = []
+    for i, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            names.append(parse_name(line).sequence)
+        except AistppError as err:
+            raise AistppError(f"line {i}: {err}", path) from None
+    return names
+
+
+def write_name_list(path: str | Path, names) -> None:
+    atomic_write_text(path, "".join(f"{n}\n" for n in names))
+
+
+def read_mapping(path: str | Path) -> dict[str, str]:
+    """``mapping.txt`` -> {sequence: setting}, in file order."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise AistppError("mapping file not found", path) from None
+    mapping: dict[str, str] = {}
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].startswith("setting"):
+            raise AistppError(f"line {i}: expected '<sequence> <setting>', got {line.strip()!r}", path)
+        try:
+            mapping[parse_name(parts[0]).sequence] = parts[1]
+        except AistppError as err:
+            raise AistppError(f"line {i}: {err}", path) from None
+    return mapping
+
+
+def write_mapping(path: str | Path, mapping: dict[str, str]) -> None:
+    atomic_write_text(path, "".join(f"{s} {t}\n" for s, t in mapping.items()))
+
+
+@dataclass(frozen=True)
+class AnnotationTree:
+    """An official annotation directory. Paths are derived; :meth:`check` says what is missing."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @classmethod
+    def open(cls, root: str | Path) -> "AnnotationTree":
+        """Open ``root`` (must be a directory holding at least ``cameras/``)."""
+        tree = cls(Path(root))
+        if not tree.root.is_dir():
+            raise AistppError("annotation directory not found", tree.root)
+        if not tree.cameras_dir.is_dir():
+            raise AistppError("not an AIST++ annotation tree: no cameras/ folder", tree.root)
+        return tree
+
+    @property
+    def cameras_dir(self) -> Path:
+        return self.root / "cameras"
+
+    @property
+    def mapping_path(self) -> Path:
+        return self.cameras_dir / "mapping.txt"
+
+    @property
+    def ignore_list_path(self) -> Path:
+        return self.root / "ignore_list.txt"
+
+    def split_path(self, name: str) -> Path:
+        return self.root / "splits" / f"{name}.txt"
+
+    def path(self, kind: str, sequence: str) -> Path:
+        """Path of ``kind`` (keypoints2d, keypoints3d, motions) for a sequence."""
+        if kind not in _SCHEMAS:
+            raise AistppError(f"unknown annotation kind {kind!r}; expected one of {sorted(_SCHEMAS)}")
+        return self.root / kind / f"{parse_name(sequence).sequence}.pkl"
+
+    def mapping(self) -> dict[str, str]:
+        return read_mapping(self.mapping_path)
+
+    def settings(self) -> list[str]:
+        return sorted(p.stem for p in self.cameras_dir.glob("setting*.json"))
+
+    def cameras(self, setting: str) -> CameraGroup:
+        path = self.cameras_dir / f"{setting}.json"
+        if not path.exists():
+            raise AistppError(f"camera setting {setting!r} not found", path)
+        return load_cameras(path)
+
+    def cameras_for(self, sequence: str) -> CameraGroup:
+        """The camera group of the setting ``mapping.txt`` assigns to ``sequence``."""
+        seq = parse_name(sequence).sequence
+        mapping = self.mapping()
+        if seq not in mapping:
+            raise AistppError(f"sequence {seq} is not in mapping.txt", self.mapping_path)
+        return self.cameras(mapping[seq])
+
+    def ignore_list(self) -> list[str]:
+        return read_name_list(self.ignore_list_path) if self.ignore_list_path.exists() else []
+
+    def sequences(self, kind: str) -> list[str]:
+        """Sequences that have a file of ``kind`` (sorted)."""
+        folder = self.root / kind
+        return sorted(p.stem for p in folder.glob("*.pkl")) if folder.is_dir() else []
+
+    def read(self, kind: str, sequence: str) -> dict:
+        """Read one annotation file of ``kind`` for ``sequence``."""
+        reader = {"keypoints2d": read_keypoints2d, "keypoints3d": read_keypoints3d, "motions": read_motion}[kind]
+        return reader(self.path(kind, sequence))

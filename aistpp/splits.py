@@ -1,0 +1,135 @@
+"""Official and custom splits of AIST++ sequences, and leakage checks.
+
+Crossmodal (FACT) splits follow rules on the sequence name, applied in ``mapping.txt`` order:
+
+* test: basic dance (sBM), choreography ch02, paired music in :data:`CROSSMODAL_MUSIC`;
+* val: the same musics, choreography ch01 (sBM);
+* train: neither those musics nor sBM ch01/ch02.
+
+With the ignore list kept, these regenerate the published ``crossmodal_train.txt`` / ``crossmodal_test.txt``
+line for line. Pose splits hold out dancers whose number is divisible by 3 for test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from aistpp.errors import AistppError
+from aistpp.naming import GENRES, SequenceName, check_genre, parse_name
+
+CROSSMODAL_MUSIC = frozenset({"mBR0", "mPO1", "mLO2", "mMH3", "mLH4", "mHO5", "mWA0", "mKR2", "mJS3", "mJB5"})
+KINDS = ("crossmodal", "pose", "genre")
+SUBSETS = ("train", "val", "test")
+
+
+def crossmodal_subset(name: SequenceName) -> str | None:
+    """'train', 'val', 'test' or None (a sequence FACT uses in no subset)."""
+    if name.music in CROSSMODAL_MUSIC:
+        if name.situation == "sBM" and name.choreography == "ch02":
+            return "test"
+        if name.situation == "sBM" and name.choreography == "ch01":
+            return "val"
+        return None
+    if name.situation == "sBM" and name.choreography in ("ch01", "ch02"):
+        return None
+    return "train"
+
+
+def pose_subset(name: SequenceName) -> str:
+    """Pose-estimation split: 'test' for dancers whose number is divisible by 3, else 'train'."""
+    return "test" if name.dancer_number % 3 == 0 else "train"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """What to select. ``kind``: crossmodal | pose | genre (hold out ``holdout_genres`` for test)."""
+
+    kind: str = "crossmodal"
+    genres: tuple[str, ...] | None = None
+    holdout_genres: tuple[str, ...] = ()
+    keep_ignored: bool = False
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise AistppError(f"unknown split kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        for g in (self.genres or ()) + tuple(self.holdout_genres):
+            check_genre(g)
+        if self.kind == "genre" and not self.holdout_genres:
+            raise AistppError("a genre split needs --holdout-genre")
+
+
+def subset_of(name: SequenceName, spec: SplitSpec) -> str | None:
+    if spec.kind == "crossmodal":
+        return crossmodal_subset(name)
+    if spec.kind == "pose":
+        return pose_subset(name)
+    return "test" if name.genre in spec.holdout_genres else "train"
+
+
+def make_splits(sequences: Iterable[str], spec: SplitSpec = SplitSpec(),
+                ignore: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Assign ``sequences`` (in their given order, e.g. mapping.txt order) to train/val/test.
+
+    Sequences in ``ignore`` are dropped unless ``spec.keep_ignored``; ``spec.genres`` keeps only those genres.
+    """
+    ignored = set() if spec.keep_ignored else {parse_name(s).sequence for s in ignore}
+    out: dict[str, list[str]] = {s: [] for s in SUBSETS}
+    for seq in sequences:
+        name = parse_name(seq)
+        if name.sequence in ignored:
+            continue
+        if spec.genres is not None and name.genre not in spec.genres:
+            continue
+        subset = subset_of(name, spec)
+        if subset is not None:
+            out[subset].append(name.sequence)
+    return out
+
+
+@dataclass
+class LeakageReport:
+    """Which dancers, musics and choreographies appear in both train and test."""
+
+    dancers: list[str] = field(default_factory=list)
+    musics: list[str] = field(default_factory=list)
+    choreographies: list[str] = field(default_factory=list)
+    sequences: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.dancers or self.musics or self.choreographies or self.sequences)
+
+    def lines(self) -> list[str]:
+        if self.clean:
+            return ["no leakage: no sequence, dancer, music or choreography is in both train and test"]
+        out = []
+        for label, items in (("sequences", self.sequences), ("dancers", self.dancers), ("musics", self.musics),
+                             ("choreographies", self.choreographies)):
+            if items:
+                out.append(f"{label} in both train and test ({len(items)}): {', '.join(items)}")
+        return out
+
+
+def check_leakage(train: Sequence[str], test: Sequence[str]) -> LeakageReport:
+    """Report overlap between train and test. A choreography is identified by (genre, situation, dancer, ch),
+    the same dance routine performed to any music."""
+    tr = [parse_name(s) for s in train]
+    te = [parse_name(s) for s in test]
+
+    def both(key):
+        return sorted({key(n) for n in tr} & {key(n) for n in te})
+
+    return LeakageReport(
+        dancers=both(lambda n: n.dancer),
+        musics=both(lambda n: n.music),
+        choreographies=both(lambda n: f"{n.genre}_{n.situation}_{n.dancer}_{n.choreography}"),
+        sequences=both(lambda n: n.sequence),
+    )
+
+
+def genre_counts(sequences: Iterable[str]) -> dict[str, int]:
+    counts = {g: 0 for g in GENRES}
+    for s in sequences:
+        counts[parse_name(s).genre] += 1
+    return {g: c for g, c in counts.items() if c}

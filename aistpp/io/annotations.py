@@ -24,16 +24,11 @@ from aistpp.io.atomic import atomic_write_text
 from aistpp.io.cameras import CameraGroup, load_cameras
 from aistpp.io.safe_pickle import load_pickle, save_pickle
 from aistpp.naming import parse_name
+from aistpp.skeleton import COCO17, NUM_JOINTS  # noqa: F401  (re-exported)
 
 NUM_VIEWS = 9
-NUM_JOINTS = 17
 FPS = 60
 
-COCO17 = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
 
 # (key, trailing shape, dtype) per file kind; None in a shape is the frame count N, "V" the number of views.
 _SCHEMAS = {

@@ -28,7 +28,7 @@ NUMPY_GLOBALS = frozenset(
 # Harmless builtins that plain-container pickles may reference (protocol 0-2 write these by name).
 BUILTIN_GLOBALS = frozenset({
     ("builtins", n) for n in ("set", "frozenset", "complex", "bytearray", "slice", "range", "list", "dict", "tuple")
-}) | frozenset({("__builtin__", "set")})
+}) | frozenset({("__builtin__", "set"), ("_codecs", "encode")})  # protocol <= 2 writes bytes via _codecs
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

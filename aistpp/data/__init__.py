@@ -1,0 +1,40 @@
+"""PyTorch-side access to the corpus: motion representation helpers, datasets and collate.
+
+    from aistpp.data import SequenceDataset, FACTDataset, collate_sequences
+    from aistpp.data.motion import encode_motion, decode_motion, axis_angle_to_matrix, ...
+
+Names are resolved lazily (PEP 562) so ``import aistpp.data`` does not import torch or h5py.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "SequenceDataset": "aistpp.data.datasets",
+    "FACTDataset": "aistpp.data.datasets",
+    "collate_sequences": "aistpp.data.datasets",
+    "FACTWindowConfig": "aistpp.data.datasets",
+    "axis_angle_to_matrix": "aistpp.data.motion",
+    "matrix_to_axis_angle": "aistpp.data.motion",
+    "matrix_to_6d": "aistpp.data.motion",
+    "rot6d_to_matrix": "aistpp.data.motion",
+    "orthonormalize": "aistpp.data.motion",
+    "encode_motion": "aistpp.data.motion",
+    "decode_motion": "aistpp.data.motion",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aistpp.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,122 @@
+"""aistpp.audio: a click track at a known tempo, a direct librosa computation, and the corpus cache.
+
+librosa JIT-compiles for ~25 s on first use, so the features are computed once per module.
+"""
+
+import logging
+
+import numpy as np
+import pytest
+
+librosa = pytest.importorskip("librosa")
+sf = pytest.importorskip("soundfile")
+
+from aistpp.audio import (BEAT, PEAK, SAMPLE_RATE, AudioConfig, add_music_to_corpus, align_music,  # noqa: E402
+                          music_features)
+from aistpp.errors import AistppError  # noqa: E402
+
+TEMPO = 100  # mBR2 and mJS2: 80 + 10 * 2 BPM
+FILE_SR = 44100  # written at CD rate so loading exercises the resampling to 30720 Hz
+
+
+def click_track(seconds, first=0.5, tempo=TEMPO, sr=FILE_SR, seed=0):
+    """Clicks every beat from ``first`` s, over a quiet noise bed and a held tone (so MFCC/chroma are not
+    degenerate). Returns (signal (S,), click times (K,) s)."""
+    times = np.arange(first, seconds - 0.2, 60.0 / tempo)
+    n = int(seconds * sr)
+    y = librosa.clicks(times=times, sr=sr, length=n, click_freq=1500.0, click_duration=0.05)
+    t = np.arange(n) / sr
+    y = y + 0.05 * np.sin(2 * np.pi * 220.0 * t) + 0.005 * np.random.default_rng(seed).normal(size=n)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32), times
+
+
+@pytest.fixture(scope="module")
+def mbr2(tmp_path_factory):
+    d = tmp_path_factory.mktemp("music")
+    y, times = click_track(10.0)
+    sf.write(d / "mBR2.wav", y, FILE_SR, subtype="PCM_16")
+    return d, times, music_features(d / "mBR2.wav")
+
+
+def test_click_track_beats_on_clicks(mbr2):
+    _, times, feats = mbr2
+    assert feats.dtype == np.float32 and feats.shape[1] == 35
+    assert abs(feats.shape[0] - 10.0 * 60) <= 1  # one frame per 1/60 s
+    click_frames = times * 60.0
+    beats = np.flatnonzero(feats[:, BEAT])
+    assert len(beats) >= len(times) - 2  # librosa may trim a weak first/last beat
+    # every beat lies on a click, within one frame
+    assert np.abs(beats[:, None] - click_frames[None, :]).min(axis=1).max() <= 1.0
+    # and nearly every click got a beat
+    assert (np.abs(click_frames[:, None] - beats[None, :]).min(axis=1) <= 1.0).sum() >= len(times) - 2
+    peaks = np.flatnonzero(feats[:, PEAK])
+    peaks = peaks[peaks > 6]  # the tone and noise bed start at 0 s: a genuine onset there
+    assert len(peaks) >= len(times) - 1
+    assert np.abs(peaks[:, None] - click_frames[None, :]).min(axis=1).max() <= 1.0
+
+
+def test_matches_direct_librosa_computation(mbr2):
+    d, _, feats = mbr2
+    # written independently from mint's tools/preprocessing.py, with librosa 0.11 keyword arguments
+    sr, hop = 60 * 512, 512
+    data, _ = librosa.load(str(d / "mBR2.wav"), sr=sr)
+    envelope = librosa.onset.onset_strength(y=data, sr=sr)
+    mfcc = librosa.feature.mfcc(y=data, sr=sr, n_mfcc=20).T
+    chroma = librosa.feature.chroma_cens(y=data, sr=sr, hop_length=hop, n_chroma=12).T
+    peak_idxs = librosa.onset.onset_detect(onset_envelope=envelope.flatten(), sr=sr, hop_length=hop)
+    peak = np.zeros_like(envelope, dtype=np.float32)
+    peak[peak_idxs] = 1.0
+    _, beat_idxs = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=hop, start_bpm=100,
+                                           tightness=100)
+    beat = np.zeros_like(envelope, dtype=np.float32)
+    beat[beat_idxs] = 1.0
+    ref = np.concatenate([envelope[:, None], mfcc, chroma, peak[:, None], beat[:, None]], axis=-1)
+    assert SAMPLE_RATE == sr and AudioConfig().sample_rate == sr
+    assert feats.shape == ref.shape
+    np.testing.assert_allclose(feats, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_align_music_reports_and_never_cuts(caplog):
+    ts = (np.arange(100) * 1e6 / 60).round().astype(np.int64) + 16667 * 3  # motion starts at music frame 3
+    with caplog.at_level(logging.WARNING, logger="aistpp.audio"):
+        a = align_music("s", "mBR2", 100, 90, ts)
+    assert not a.ok and a.offset_frames == 3
+    np.testing.assert_array_equal(a.music_index[:87], np.arange(3, 90))
+    assert (a.music_index[87:] == -1).all() and a.missing == 13 and a.usable_frames == 87
+    assert len(a.music_index) == 100  # nothing cut
+    assert "13 motion frames have no music" in caplog.text
+    assert align_music("s", "mBR2", 100, 100).ok
+    with pytest.raises(AistppError):
+        align_music("s", "mBR2", 100, 100, ts[:50])
+
+
+def test_add_music_to_corpus_caches_and_reports(tmp_path, annotations_dir, shared_sequences, mbr2):
+    from aistpp.corpus import Corpus, import_official
+
+    music_dir, _, feats = mbr2  # 10 s = 600 frames, the shared mBR2 dance has 576: aligned
+    corpus = tmp_path / "corpus"
+    import_official(annotations_dir, corpus, sequences=shared_sequences)
+    # a second, too short copy of the music under another folder: the mismatch must be reported
+    short = tmp_path / "short"
+    short.mkdir()
+    y, _ = click_track(9.0)
+    sf.write(short / "mBR2.wav", y, FILE_SR, subtype="PCM_16")
+
+    res = add_music_to_corpus(corpus, music_dir)
+    assert res["added"] == ["mBR2"] and res["cached"] == []
+    assert res["missing"] == {"mJS2": ["gJS_sBM_cAll_d03_mJS2_ch07"]}  # reported, not silently skipped
+    assert res["alignment"] == []
+    with Corpus(corpus) as c:
+        np.testing.assert_array_equal(c.music("mBR2"), feats)
+    assert add_music_to_corpus(corpus, music_dir)["cached"] == ["mBR2"]  # resumable, nothing recomputed
+
+    res = add_music_to_corpus(corpus, short, music_ids=["mBR2"], overwrite=True)
+    assert res["added"] == ["mBR2"]
+    (mis,) = res["alignment"]
+    assert mis["sequence"] == "gBR_sBM_cAll_d04_mBR2_ch08" and mis["motion_frames"] == 576
+    assert mis["music_frames"] == 541 and mis["missing"] == 576 - 541
+    with Corpus(corpus) as c:
+        assert c.music("mBR2").shape == (541, 35)
+
+    with pytest.raises(AistppError):
+        add_music_to_corpus(corpus, tmp_path / "nowhere")

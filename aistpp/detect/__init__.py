@@ -1,0 +1,31 @@
+"""2D keypoint detection: the detector interface, backends and imports of existing keypoints.
+
+- :mod:`aistpp.detect.base`: ``Detector`` protocol (frames (B, H, W, 3) uint8 RGB -> keypoints (B, 17, 3) px + conf,
+  scores (B,)), :func:`detect_sequence` over the 9 views (-> keypoints2d (9, N, 17, 3), det_scores, timestamps).
+- :mod:`aistpp.detect.mediapipe_pose`: MediaPipe Pose (offline, extra ``detect``).
+- :mod:`aistpp.detect.onnx_pose`: top-down ONNX models (RTMPose SimCC, ViTPose/HRNet heatmaps; extra ``onnx``).
+- :mod:`aistpp.detect.imports`: official keypoints2d pkl, OpenPose BODY_25 JSON folders.
+- :mod:`aistpp.detect.draw`: drawing keypoints and skeletons (OpenCV).
+
+Heavy backends are imported lazily: ``from aistpp.detect import MediaPipeDetector`` does not load mediapipe
+until the first frame is processed.
+"""
+
+from aistpp.detect.base import (
+    DetectConfig, Detector, best_person, check_frames, detect_one_view, detect_sequence, detect_view,
+    empty_keypoints,
+)
+from aistpp.detect.imports import (
+    BODY25_TO_COCO17, body25_to_coco17, coco17_to_body25, import_official, read_openpose_folder,
+    read_openpose_json, read_openpose_sequence, write_openpose_folder, write_openpose_json,
+)
+from aistpp.detect.mediapipe_pose import MEDIAPIPE_TO_COCO17, MediaPipeConfig, MediaPipeDetector
+from aistpp.detect.onnx_pose import OnnxPoseConfig, OnnxPoseDetector, decode_heatmaps, decode_simcc
+
+__all__ = [
+    "BODY25_TO_COCO17", "DetectConfig", "Detector", "MEDIAPIPE_TO_COCO17", "MediaPipeConfig", "MediaPipeDetector",
+    "OnnxPoseConfig", "OnnxPoseDetector", "best_person", "body25_to_coco17", "check_frames", "coco17_to_body25",
+    "decode_heatmaps", "decode_simcc", "detect_one_view", "detect_sequence", "detect_view", "empty_keypoints",
+    "import_official", "read_openpose_folder", "read_openpose_json", "read_openpose_sequence",
+    "write_openpose_folder", "write_openpose_json",
+]

@@ -64,6 +64,14 @@ def cmd_info(args) -> int:
     path = Path(args.path)
     if not path.exists():
         raise AistppError("no such file or directory", path)
+    from aistpp.corpus.manifest import is_corpus
+
+    if is_corpus(path):  # a corpus directory (has manifest.json): the corpus summary
+        from aistpp.corpus import format_corpus_summary, summarize_corpus
+
+        summary = summarize_corpus(path)
+        print(json.dumps(summary, indent=2) if args.json else "\n".join(format_corpus_summary(summary)))
+        return 0
     from aistpp.io.annotations import AnnotationTree
     from aistpp.io.summary import format_summary, summarize_tree
 

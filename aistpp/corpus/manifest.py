@@ -1,0 +1,130 @@
+"""The corpus manifest: ``manifest.json``, the one file that says what the corpus holds.
+
+It is written last and atomically (temporary file, fsync, rename), so readers only ever see shards that were
+completely written. Layout::
+
+    {"schema_version": 1, "tool": "aistpp", "tool_version": "...", "created": ISO, "updated": ISO,
+     "target_shard_bytes": int,
+     "shards": {"shard-00000.h5": {"bytes": int, "sha256": hex, "sequences": int, "music": int, "created": ISO}},
+     "sequences": {seq: {"status": "ok" | "failed", "shard": name | null, "reason": str | null,
+                         "frames": int, "views": int | null, "fields": [...], "attrs": {...},
+                         "config": {...}, "config_hash": hex, "tool_version": "...", "finished_at": ISO,
+                         "stats": {...}}},
+     "music": {music_id: {"shard": name, "frames": int, "fps": 60, "config": {...}, "config_hash": hex}}}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from aistpp import __version__
+from aistpp.corpus.schema import SCHEMA_VERSION
+from aistpp.errors import AistppError
+from aistpp.io.atomic import atomic_path
+
+MANIFEST = "manifest.json"
+SHARD_PREFIX = "shard-"
+SHARD_SUFFIX = ".h5"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _plain(obj):
+    """JSON-safe copy of a config/attribute value (numpy scalars/arrays, tuples, paths)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def plain(obj):
+    """Public alias: a JSON-safe copy of ``obj`` (what the manifest stores)."""
+    return _plain(obj)
+
+
+def config_hash(config: dict) -> str:
+    """A short stable hash (16 hex) of a config dict: sha256 of its canonical JSON (sorted keys)."""
+    text = json.dumps(_plain(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            buf = fh.read(block)
+            if not buf:
+                break
+            h.update(buf)
+    return h.hexdigest()
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARD_PREFIX}{index:05d}{SHARD_SUFFIX}"
+
+
+def shard_index(name: str) -> int | None:
+    if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX):
+        core = name[len(SHARD_PREFIX):-len(SHARD_SUFFIX)]
+        if core.isdigit():
+            return int(core)
+    return None
+
+
+def new_manifest(target_shard_bytes: int) -> dict:
+    t = now_iso()
+    return {"schema_version": SCHEMA_VERSION, "tool": "aistpp", "tool_version": __version__, "created": t,
+            "updated": t, "target_shard_bytes": int(target_shard_bytes), "shards": {}, "sequences": {}, "music": {}}
+
+
+def is_corpus(path: str | Path) -> bool:
+    """True if ``path`` is a directory holding a ``manifest.json``."""
+    p = Path(path)
+    return p.is_dir() and (p / MANIFEST).is_file()
+
+
+def read_manifest(root: str | Path) -> dict:
+    """Load and check ``root/manifest.json``; raise :class:`AistppError` naming the file on any problem."""
+    path = Path(root) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AistppError("not a corpus: no manifest.json", Path(root)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise AistppError(f"manifest is not valid JSON ({err})", path) from None
+    if not isinstance(data, dict) or not all(k in data for k in ("schema_version", "shards", "sequences")):
+        raise AistppError("manifest lacks schema_version/shards/sequences", path)
+    if data["schema_version"] > SCHEMA_VERSION:
+        raise AistppError(f"corpus schema version {data['schema_version']} is newer than this aistpp "
+                          f"({SCHEMA_VERSION}); upgrade aistpp", path)
+    data.setdefault("music", {})
+    return data
+
+
+def write_manifest(root: str | Path, manifest: dict) -> None:
+    """Write the manifest atomically (the commit point of every corpus change)."""
+    import os
+
+    manifest["updated"] = now_iso()
+    text = json.dumps(_plain(manifest), indent=1, sort_keys=False) + "\n"
+    with atomic_path(Path(root) / MANIFEST) as tmp:
+        tmp.write_text(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)

@@ -1,0 +1,130 @@
+"""Executors schedule :func:`aistpp.pipeline.run_sequence` over many sequences and yield results as they finish.
+
+* ``local``: a process pool (``workers`` processes, spawned so no parent state or file handle leaks into a worker;
+  1 worker = run in this process). Each worker limits torch to its share of the cores. A worker that dies (out of
+  memory, a crash in native code) fails only its own sequence; the pool is restarted for the rest.
+* ``ray``: the same function as a Ray task (``num_cpus=1`` each, retried once if its worker dies), on a cluster at
+  ``ray_address`` or a local Ray started with ``workers`` CPUs.
+
+An executor is a callable ``run(tasks) -> iterator of SequenceResult`` (completion order).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Iterable, Iterator
+
+from aistpp.errors import AistppError
+
+log = logging.getLogger(__name__)
+
+
+def _init_worker(threads: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+def _failed(task, reason: str):
+    from aistpp.pipeline import SequenceResult
+
+    return SequenceResult(task.sequence, status="failed", reason=reason)
+
+
+def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
+    """Run tasks in a pool of ``workers`` processes (1 = in this process); yield results as they complete."""
+    from aistpp.pipeline import run_sequence
+
+    tasks = list(tasks)
+    if workers <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            yield run_sequence(t)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pending = list(tasks)
+    attempts: dict[str, int] = {}
+    while pending:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads,))
+        futures = {pool.submit(run_sequence, t): t for t in pending}
+        pending = []
+        broken = False
+        try:
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = futures.pop(fut)
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        attempts[task.sequence] = attempts.get(task.sequence, 0) + 1
+                        if attempts[task.sequence] >= 2:
+                            yield _failed(task, "worker process died twice (out of memory or a native crash)")
+                        else:
+                            pending.append(task)
+                    except Exception as err:  # noqa: BLE001 - e.g. a result that cannot be unpickled
+                        yield _failed(task, f"{type(err).__name__}: {' '.join(str(err).split())}")
+                if broken:
+                    for fut, task in futures.items():
+                        pending.append(task)
+                    futures = {}
+                    log.warning("a worker process died; restarting the pool for %d sequence(s)", len(pending))
+        finally:
+            pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+def run_ray(tasks: Iterable, workers: int | None = None, address: str | None = None) -> Iterator:
+    """Run tasks as Ray tasks; yield results as they complete. Starts (and stops) a local Ray with ``workers``
+    CPUs when none is running and no ``address`` is given; otherwise connects to ``address``."""
+    try:
+        import ray
+    except ImportError:
+        raise AistppError("--executor ray needs Ray: pip install 'aistpp[ray]' (plain ray, not ray[default])") from None
+
+    tasks = list(tasks)
+    started = False
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else {"num_cpus": workers or os.cpu_count() or 1,
+                                                       "include_dashboard": False}
+        ray.init(ignore_reinit_error=True, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=1)(_ray_task)
+        refs = {remote.remote(t): t for t in tasks}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                task = refs.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except Exception as err:  # noqa: BLE001 - ray wraps worker deaths and task errors
+                    yield _failed(task, f"ray: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_task(task):
+    from aistpp.pipeline import run_sequence
+
+    _init_worker(1)
+    return run_sequence(task)
+
+
+def get_executor(name: str, workers: int = 1, ray_address: str | None = None) -> Callable[[Iterable], Iterator]:
+    """``local`` or ``ray`` -> a callable ``run(tasks)`` yielding results in completion order."""
+    if name == "local":
+        return lambda tasks: run_local(tasks, workers)
+    if name == "ray":
+        return lambda tasks: run_ray(tasks, workers, ray_address)
+    raise AistppError(f"unknown executor {name!r}; expected local or ray")

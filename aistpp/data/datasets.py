@@ -1,0 +1,437 @@
+"""PyTorch datasets over the corpus: one item per sequence (:class:`SequenceDataset`) or FACT training windows
+(:class:`FACTDataset`), plus :func:`collate_sequences` for variable-length batches.
+
+FACT window (mint ``mint/utils/inputs_util.py::fact_preprocessing`` with ``configs/fact_v5_deeper_t10_cm12``:
+motion input 120, target length 20, target shift 120, audio input 240; all at 60 fps). For a start frame ``s``::
+
+    motion = motion_features[s : s + 120]          (120, 225)   seed motion, 2 s
+    audio  = music_features[m(s) : m(s) + 240]     (240, 35)    the same 2 s of music + the next 2 s
+    target = motion_features[s + 120 : s + 140]    (20, 225)    the 20 frames after the seed
+
+``m(s)`` is the music frame of motion frame ``s`` by timestamp (``round(t_s * 60)``; for the official data and
+our reconstructions timestamps start at 0, so ``m(s) = s`` as in mint). Start frames range over
+``0 .. L - W`` with ``W = max(120, 120 + 20, 240) = 240`` (mint's window size) and ``L`` the motion frames that have
+music (a shorter music is reported, see :func:`aistpp.audio.align_music`).
+
+Workers: the corpus reader opens HDF5 files lazily per process (pid check) and never pickles handles; the
+dataset closes any handle it opened in the parent before returning, so nothing is shared across ``fork``. With
+``cache=True`` the small per-sequence motion and music arrays are read once (in the constructor) into memory and
+shared copy-on-write by forked workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aistpp.errors import AistppError
+from aistpp.naming import parse_genres, parse_name
+from aistpp.splits import crossmodal_subset, pose_subset
+
+log = logging.getLogger(__name__)
+
+SPLIT_NAMES = ("crossmodal_train", "crossmodal_val", "crossmodal_test", "pose_train", "pose_test")
+# Item keys (flat names) whose leading (or, for 2D, second) axis is the frame axis; collate pads these.
+FRAME_AXIS = {"keypoints2d": 1, "det_scores": 1, "timestamps": 0, "keypoints3d": 0, "keypoints3d_optim": 0,
+              "views_used": 0, "reprojection_error": 0, "smpl_poses": 0, "smpl_trans": 0,
+              "smpl_per_frame_error": 0, "motion": 0, "music": 0, "music_mask": 0}
+FIELD_GROUPS = {"smpl": ("smpl/poses", "smpl/trans", "smpl/scaling")}
+DEFAULT_SEQUENCE_FIELDS = ("keypoints3d", "smpl", "motion", "music")
+SMPL_FIELDS = ("smpl/poses", "smpl/trans", "smpl/scaling")
+
+
+def _open_corpus(corpus):
+    from aistpp.corpus import Corpus
+
+    return corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+
+
+def _read_names(path: Path) -> list[str]:
+    from aistpp.io.annotations import read_name_list
+
+    return [parse_name(n).sequence for n in read_name_list(path)]
+
+
+def select_sequences(corpus, split=None, genres=None, ignore=True) -> list[str]:
+    """Names of the corpus sequences (status ok) in a split, of some genres, without ignored ones.
+
+    Args:
+        split: None (all); a name in :data:`SPLIT_NAMES` (rules of :mod:`aistpp.splits` on the sequence name);
+            or the path of a split file (one name per line, as ``aistpp split --out`` writes). Names of a split
+            file missing from the corpus are logged.
+        genres: None, a comma string ``"gBR,gPO"`` or an iterable of genre codes.
+        ignore: True drops sequences flagged ``quality.ignore_list`` in the corpus (set by ``import-official``
+            and the pipeline from the official ignore list); False keeps them; a path to an ``ignore_list.txt``
+            or an iterable of names drops those (and the flagged ones).
+    """
+    corpus = _open_corpus(corpus)
+    names = corpus.sequences()
+    if split is not None:
+        split_str = str(split)
+        if split_str in SPLIT_NAMES:
+            kind, subset = split_str.split("_")
+            rule = crossmodal_subset if kind == "crossmodal" else pose_subset
+            names = [n for n in names if rule(parse_name(n)) == subset]
+        else:
+            path = Path(split)
+            if not path.is_file():
+                raise AistppError(f"unknown split {split_str!r}: not one of {', '.join(SPLIT_NAMES)} and not a "
+                                  "split file")
+            wanted = _read_names(path)
+            present = set(names)
+            absent = [n for n in wanted if n not in present]
+            if absent:
+                log.warning("%s: %d of %d sequences are not in the corpus (e.g. %s)", path, len(absent),
+                            len(wanted), absent[0])
+            names = [n for n in wanted if n in present]
+    if genres is not None:
+        codes = parse_genres(genres) if isinstance(genres, str) else tuple(genres)
+        if codes:
+            names = [n for n in names if parse_name(n).genre in codes]
+    if ignore is not False and ignore is not None:
+        dropped = {n for n in names if (corpus.attrs(n).get("quality") or {}).get("ignore_list")}
+        if ignore is not True:
+            extra = _read_names(Path(ignore)) if isinstance(ignore, (str, Path)) else [parse_name(n).sequence
+                                                                                        for n in ignore]
+            dropped |= set(extra)
+        names = [n for n in names if n not in dropped]
+    return names
+
+
+def _timestamps(corpus, seq: str, frames: int, fps: int) -> np.ndarray | None:
+    """Timestamps (N,) of a sequence if stored for the same frames, else None."""
+    grp = corpus.group(seq)
+    if "timestamps" in grp and grp["timestamps"].shape[0] == frames:
+        return grp["timestamps"][()]
+    return None
+
+
+def _to_tensor(a: np.ndarray, float_dtype=torch.float32) -> torch.Tensor:
+    if a.dtype == np.uint16:
+        a = a.astype(np.int32)
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(float_dtype) if t.is_floating_point() else t
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """One item per sequence, variable length; batch with :func:`collate_sequences`.
+
+    Args:
+        corpus: a corpus path or :class:`aistpp.corpus.Corpus`.
+        split, genres, ignore: see :func:`select_sequences`.
+        fields: what each item holds. Corpus fields by name (``keypoints3d``, ``keypoints3d_optim``,
+            ``keypoints2d``, ``timestamps``, ``smpl_poses``...), ``"smpl"`` (poses, trans, scaling), ``"motion"``
+            (FACT motion vectors (N, 225), or 219 with ``pad=False``) and ``"music"`` ((N, 35) music features
+            aligned to the motion frames by timestamp, zero where there is no music, with ``music_mask`` (N,)
+            bool). Sequences lacking a requested field are skipped and listed in :attr:`skipped`.
+        cache: keep every item's arrays in memory after the first read (per process).
+
+    Items: dict of tensors (float fields as float32) keyed by flat names (``smpl_poses``...) plus ``sequence``,
+    ``music_id``, ``genre``, ``frames`` and ``attrs`` (the corpus attributes).
+    """
+
+    def __init__(self, corpus, split=None, genres=None, fields=DEFAULT_SEQUENCE_FIELDS, ignore=True,
+                 pad: bool = True, cache: bool = False):
+        self.corpus = _open_corpus(corpus)
+        self.pad = pad
+        self.cache = cache
+        want: list[str] = []
+        for f in ([fields] if isinstance(fields, str) else fields):
+            if f in FIELD_GROUPS:
+                want += FIELD_GROUPS[f]
+            elif f in ("motion", "music"):
+                want.append(f)
+            else:
+                from aistpp.corpus.schema import field_name
+
+                want.append(field_name(f))
+        self.fields = tuple(dict.fromkeys(want))
+        need = {f for f in self.fields if f not in ("motion", "music")}
+        if "motion" in self.fields:
+            need |= set(SMPL_FIELDS)
+        self._read_fields = tuple(sorted(need))
+        self.skipped: dict[str, str] = {}
+        self.sequences: list[str] = []
+        music_ids = set(self.corpus.music_ids())
+        for seq in select_sequences(self.corpus, split, genres, ignore):
+            stored = set(self.corpus.fields(seq))
+            lacking = sorted(need - stored)
+            if lacking:
+                self.skipped[seq] = f"no {', '.join(lacking)}"
+            elif "music" in self.fields and self.corpus.attrs(seq).get("music") not in music_ids:
+                self.skipped[seq] = f"music {self.corpus.attrs(seq).get('music')} not in the corpus"
+            else:
+                self.sequences.append(seq)
+        if self.skipped:
+            log.warning("SequenceDataset: skipped %d sequence(s) lacking requested fields (e.g. %s: %s)",
+                        len(self.skipped), *next(iter(self.skipped.items())))
+        self._cache: dict[int, dict] = {}
+        self.corpus.close()
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, index: int) -> dict:
+        if index < 0:
+            index += len(self)
+        if self.cache and index in self._cache:
+            return dict(self._cache[index])
+        seq = self.sequences[index]
+        attrs = self.corpus.attrs(seq)
+        arrays = self.corpus.read(seq, self._read_fields) if self._read_fields else {}
+        item: dict = {}
+        for name in self.fields:
+            if name in ("motion", "music"):
+                continue
+            item[name.replace("/", "_")] = _to_tensor(np.asarray(arrays[name]))
+        frames = None
+        if "smpl/poses" in arrays:
+            frames = arrays["smpl/poses"].shape[0]
+        if "motion" in self.fields:
+            from aistpp.data.motion import encode_motion
+
+            item["motion"] = encode_motion(arrays["smpl/poses"], arrays["smpl/trans"], arrays["smpl/scaling"],
+                                           pad=self.pad)
+        if "music" in self.fields:
+            from aistpp.audio import align_music
+
+            if frames is None:
+                frames = self.corpus.frames(seq)
+            mid = attrs["music"]
+            music = self.corpus.music(mid)
+            fps = int(attrs.get("fps", 60))
+            al = align_music(seq, mid, frames, music.shape[0], _timestamps(self.corpus, seq, frames, fps), fps)
+            ok = al.music_index >= 0
+            out = np.zeros((frames, music.shape[1]), np.float32)
+            out[ok] = music[al.music_index[ok]]
+            item["music"] = torch.from_numpy(out)
+            item["music_mask"] = torch.from_numpy(ok)
+        if frames is None:
+            frames = self.corpus.frames(seq)
+        item.update(sequence=seq, music_id=attrs.get("music"), genre=attrs.get("genre"), frames=int(frames),
+                    attrs=attrs)
+        if self.cache:
+            self._cache[index] = dict(item)
+        return item
+
+
+def collate_sequences(items: list[dict]) -> dict:
+    """Batch variable-length sequence items: frame-indexed tensors (see :data:`FRAME_AXIS`) are zero-padded
+    along their frame axis to the longest, others stacked (or listed when shapes differ); strings and dicts are
+    listed. Adds ``mask`` (B, T) bool (True on real frames) and ``lengths`` (B,) int64."""
+    if not items:
+        raise AistppError("collate_sequences: empty batch")
+    lengths = torch.as_tensor([int(it["frames"]) for it in items], dtype=torch.int64)
+    t_max = int(lengths.max())
+    out: dict = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], torch.Tensor) and key in FRAME_AXIS:
+            axis = FRAME_AXIS[key]
+            shape = list(values[0].shape)
+            shape[axis] = t_max
+            batch = values[0].new_zeros([len(values)] + shape)
+            for b, v in enumerate(values):
+                index = [b] + [slice(None)] * v.dim()
+                index[1 + axis] = slice(0, v.shape[axis])
+                batch[tuple(index)] = v
+            out[key] = batch
+        elif isinstance(values[0], torch.Tensor):
+            same = all(v.shape == values[0].shape for v in values)
+            out[key] = torch.stack(values) if same else values
+        elif isinstance(values[0], (int, float)) and not isinstance(values[0], bool):
+            out[key] = torch.as_tensor(values)
+        else:
+            out[key] = values
+    out["mask"] = torch.arange(t_max)[None, :] < lengths[:, None]
+    out["lengths"] = lengths
+    return out
+
+
+@dataclass(frozen=True)
+class FACTWindowConfig:
+    """FACT training windows; defaults are mint's ``fact_v5_deeper_t10_cm12`` (60 fps frames).
+
+    ``target_shift`` (default = ``seed_frames``): the target starts this many frames after the window start.
+    ``stride``: spacing of window slots per sequence (one epoch has ``(L - W) // stride + 1`` windows per
+    sequence); with ``random_windows`` each slot's start is drawn uniformly from ``0 .. L - W`` (mint samples a
+    uniform start per example), otherwise the slot's own grid start is used (deterministic evaluation).
+    """
+
+    seed_frames: int = 120
+    audio_frames: int = 240
+    target_frames: int = 20
+    target_shift: int | None = None
+    stride: int = 60
+    random_windows: bool = True
+    seed: int = 0
+    pad: bool = True
+
+    def __post_init__(self):
+        for k in ("seed_frames", "audio_frames", "target_frames", "stride"):
+            if int(getattr(self, k)) < 1:
+                raise AistppError(f"FACTDataset: {k} must be >= 1, got {getattr(self, k)}")
+
+    @property
+    def shift(self) -> int:
+        return self.seed_frames if self.target_shift is None else int(self.target_shift)
+
+    @property
+    def window_frames(self) -> int:
+        """W = max(seed, shift + target, audio): frames a window needs from its start (mint's windows_size)."""
+        return max(self.seed_frames, self.shift + self.target_frames, self.audio_frames)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["window_frames"] = self.window_frames
+        return d
+
+
+class FACTDataset(torch.utils.data.Dataset):
+    """FACT training windows over a corpus split.
+
+    Items: ``motion`` (seed_frames, 225) float32, ``audio`` (audio_frames, 35) float32, ``target``
+    (target_frames, 225) float32, ``sequence`` (str) and ``start`` (int, the window's first motion frame); see the
+    module docstring for the exact alignment. Deterministic given ``seed`` and the epoch set by
+    :meth:`set_epoch` (call it before each epoch to redraw random windows; the same windows come out with any
+    ``num_workers``, with ``persistent_workers=False``).
+
+    Args:
+        corpus: path or :class:`aistpp.corpus.Corpus`; needs SMPL motion and cached music (``aistpp add-music``).
+        split, genres, ignore: see :func:`select_sequences` (default split ``crossmodal_train``, ignore list
+            applied).
+        cache: read every sequence's motion (encoded, float32, (N, 225) ~ 0.9 kB/frame) and music into memory
+            in the constructor; otherwise each window reads only its frames from HDF5 and encodes them.
+    Sequences without SMPL, without music or shorter than a window are skipped (logged, :attr:`skipped`);
+    music shorter than the motion is reported (:attr:`alignment`) and only frames with music are used.
+    """
+
+    def __init__(self, corpus, split="crossmodal_train", seed_frames: int = 120, audio_frames: int = 240,
+                 target_frames: int = 20, stride: int = 60, random_windows: bool = True, seed: int = 0,
+                 genres=None, ignore=True, cache: bool = True, target_shift: int | None = None,
+                 pad: bool = True, progress: bool = False):
+        from aistpp.audio import align_music
+
+        self.config = FACTWindowConfig(seed_frames, audio_frames, target_frames, target_shift, stride,
+                                       random_windows, seed, pad)
+        self.corpus = _open_corpus(corpus)
+        self.cache = bool(cache)
+        self.epoch = 0
+        self.skipped: dict[str, str] = {}
+        self.alignment: dict[str, object] = {}
+        music_ids = set(self.corpus.music_ids())
+        w = self.config.window_frames
+        seqs, music_of, offsets, usable = [], [], [], []
+        for seq in select_sequences(self.corpus, split, genres, ignore):
+            attrs = self.corpus.attrs(seq)
+            mid = attrs.get("music")
+            if not set(SMPL_FIELDS) <= set(self.corpus.fields(seq)):
+                self.skipped[seq] = "no SMPL motion"
+                continue
+            if mid not in music_ids:
+                self.skipped[seq] = f"music {mid} not in the corpus (aistpp add-music)"
+                continue
+            frames = int(self.corpus.group(seq)["smpl/poses"].shape[0])
+            fps = int(attrs.get("fps", 60))
+            al = align_music(seq, mid, frames, int(self.corpus.manifest["music"][mid]["frames"]),
+                             _timestamps(self.corpus, seq, frames, fps), fps)
+            if not al.ok:
+                self.alignment[seq] = al
+            n = al.usable_frames
+            if n < w:
+                self.skipped[seq] = f"{n} usable frames < window {w}"
+                continue
+            seqs.append(seq)
+            music_of.append(mid)
+            offsets.append(al.offset_frames)
+            usable.append(n)
+        if self.skipped:
+            log.warning("FACTDataset: skipped %d sequence(s) (e.g. %s: %s)", len(self.skipped),
+                        *next(iter(self.skipped.items())))
+        if not seqs:
+            raise AistppError(f"FACTDataset: no sequence of split {split!r} has SMPL motion, music and "
+                              f">= {w} frames", self.corpus.root)
+        self.sequences = seqs
+        self.music_ids = music_of
+        self._offsets = np.asarray(offsets, np.int64)
+        self._max_start = np.asarray(usable, np.int64) - w  # per sequence
+        n_slots = self._max_start // self.config.stride + 1
+        self._slot_seq = np.repeat(np.arange(len(seqs)), n_slots)
+        self._slot_grid = np.concatenate([np.arange(k) * self.config.stride for k in n_slots])
+        self._starts_epoch = None
+        self._starts = None
+        self._motion: list[np.ndarray] | None = None
+        self._music: dict[str, np.ndarray] | None = None
+        if self.cache:
+            self._fill_cache(progress)
+        self.corpus.close()  # no HDF5 handle survives into forked workers
+
+    # -- windows ------------------------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random windows :meth:`__getitem__` returns (no effect without random_windows)."""
+        self.epoch = int(epoch)
+
+    def starts(self) -> np.ndarray:
+        """(len,) int64 start frame of every window of the current epoch."""
+        if self._starts_epoch != self.epoch:
+            if self.config.random_windows:
+                rng = np.random.default_rng([self.config.seed, self.epoch])
+                self._starts = rng.integers(0, self._max_start[self._slot_seq] + 1)
+            else:
+                self._starts = self._slot_grid.copy()
+            self._starts_epoch = self.epoch
+        return self._starts
+
+    def window_index(self) -> list[tuple[str, int]]:
+        """[(sequence, start)] of the current epoch, in index order."""
+        return [(self.sequences[i], int(s)) for i, s in zip(self._slot_seq, self.starts())]
+
+    def __len__(self) -> int:
+        return int(self._slot_seq.shape[0])
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def _encode(self, arrays: dict) -> np.ndarray:
+        from aistpp.data.motion import encode_motion
+
+        return encode_motion(arrays["smpl/poses"], arrays["smpl/trans"], arrays["smpl/scaling"],
+                             pad=self.config.pad).numpy()
+
+    def _fill_cache(self, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self._motion = []
+        for seq in tqdm(self.sequences, desc="cache motion", unit="seq", disable=not progress):
+            self._motion.append(np.ascontiguousarray(self._encode(self.corpus.read(seq, SMPL_FIELDS))))
+        self._music = {m: np.ascontiguousarray(self.corpus.music(m), dtype=np.float32)
+                       for m in sorted(set(self.music_ids))}
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"FACTDataset index {index} out of range ({n})")
+        i = int(self._slot_seq[index])
+        s = int(self.starts()[index])
+        c = self.config
+        shift = c.shift
+        m0 = int(self._offsets[i]) + s
+        if self._motion is not None:
+            motion = self._motion[i]
+            seed_motion = motion[s:s + c.seed_frames].copy()
+            target = motion[s + shift:s + shift + c.target_frames].copy()
+            audio = self._music[self.music_ids[i]][m0:m0 + c.audio_frames].copy()
+        else:
+            seq = self.sequences[i]
+            end = s + max(c.seed_frames, shift + c.target_frames)
+            motion = self._encode(self.corpus.read(seq, SMPL_FIELDS, frames=slice(s, end)))
+            seed_motion = motion[:c.seed_frames]
+            target = motion[shift:shift + c.target_frames]
+            audio = np.asarray(self.corpus.music(self.music_ids[i], frames=slice(m0, m0 + c.audio_frames)),
+                               np.float32)
+        return {"motion": torch.from_numpy(seed_motion), "audio": torch.from_numpy(audio),
+                "target": torch.from_numpy(target), "sequence": self.sequences[i], "start": s}

@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "aistpp.cli.annotations",
     "aistpp.cli.corpus",
     "aistpp.cli.data",
+    "aistpp.cli.detect",
+    "aistpp.cli.smpl",
 )
 
 log = logging.getLogger("aistpp")

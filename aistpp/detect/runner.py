@@ -1,0 +1,165 @@
+"""Running a detector over a sequence with one process per view, resumably.
+
+:func:`detect_sequence_parallel` probes the 9 views once (frame count N = ``n_frames`` or the longest usable view),
+runs :func:`aistpp.detect.base.detect_one_view` per view in a process pool, stores each finished view as
+``<parts_dir>/<view>.npz`` (atomic), and on a re-run skips views already done with the same N and detector
+settings. Detectors are built inside the workers from a picklable :class:`DetectorSpec`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from aistpp.detect.base import DetectConfig, detect_one_view, empty_keypoints
+from aistpp.errors import AistppError
+from aistpp.io.atomic import atomic_path
+from aistpp.video import SequenceReader, VideoConfig
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("mediapipe", "onnx")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Which detector to build: backend ``mediapipe`` or ``onnx`` (with ``model`` = path of the .onnx file) and
+    backend options (MediaPipeConfig / OnnxPoseConfig fields)."""
+
+    backend: str = "mediapipe"
+    model: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise AistppError(f"unknown detector backend {self.backend!r}; expected one of {', '.join(BACKENDS)}")
+        if self.backend == "onnx" and not self.model:
+            raise AistppError("the onnx backend needs a model file (--model FILE.onnx)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def build(self):
+        """The detector (MediaPipeDetector or OnnxPoseDetector)."""
+        if self.backend == "mediapipe":
+            from aistpp.detect.mediapipe_pose import MediaPipeConfig, MediaPipeDetector
+
+            return MediaPipeDetector(MediaPipeConfig(**self.options))
+        from aistpp.detect.onnx_pose import OnnxPoseConfig, OnnxPoseDetector
+
+        opts = dict(self.options)
+        if "input_size" in opts and opts["input_size"] is not None:
+            opts["input_size"] = tuple(opts["input_size"])
+        return OnnxPoseDetector(self.model, OnnxPoseConfig(**opts))
+
+
+def _view_job(videos_dir, sequence, view, spec: DetectorSpec, n_frames, video_config, config, progress_queue):
+    """Worker: detect one view; progress goes to a manager queue."""
+    return _view_job_inline(videos_dir, sequence, view, spec, n_frames, video_config, config, progress_queue.put)
+
+
+def _settings_key(sequence, n_frames, spec, video_config, config) -> str:
+    return json.dumps({"sequence": sequence, "n_frames": n_frames, "detector": spec.to_dict(),
+                       "video": video_config.to_dict(), "detect": config.to_dict()}, sort_keys=True, default=str)
+
+
+def _load_part(path: Path, key: str):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["settings"]) != key:
+                return None
+            return {"keypoints2d": z["keypoints2d"], "det_scores": z["det_scores"],
+                    "status": json.loads(str(z["status"]))}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save_part(path: Path, key: str, result: dict) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, keypoints2d=result["keypoints2d"], det_scores=result["det_scores"],
+                 status=json.dumps(result["status"]), settings=key)
+
+
+def detect_sequence_parallel(videos_dir: str | Path, sequence: str, spec: DetectorSpec, n_frames: int | None = None,
+                             video_config: VideoConfig = VideoConfig(), config: DetectConfig = DetectConfig(),
+                             workers: int = 1, parts_dir: str | Path | None = None,
+                             progress: Callable[[int], None] | None = None) -> dict:
+    """Like :func:`aistpp.detect.detect_sequence`, one process per view (``workers`` at a time; 1 = in-process).
+
+    Returns dict(keypoints2d (9, N, 17, 3) float32, det_scores (9, N), timestamps (N,) us, status {view: dict}).
+    ``parts_dir``: where finished views are kept for resuming (None: not kept). ``progress(n)``: n grid frames done.
+    """
+    reader = SequenceReader(videos_dir, sequence, n_frames=n_frames, config=video_config)
+    n = reader.n_frames
+    seq = reader.sequence
+    key = _settings_key(seq, n, spec, video_config, config)
+    kp, sc = empty_keypoints(len(reader.views), n)
+    status = {v: st.to_dict() for v, st in reader.status.items()}
+    todo = []
+    parts = Path(parts_dir) if parts_dir is not None else None
+    for k, v in enumerate(reader.views):
+        if not reader.status[v].usable:
+            if progress:
+                progress(n)
+            continue
+        done = _load_part(parts / f"{v}.npz", key) if parts is not None else None
+        if done is not None:
+            log.info("%s %s: already detected, reusing %s", seq, v, parts / f"{v}.npz")
+            kp[k], sc[k], status[v] = done["keypoints2d"], done["det_scores"], done["status"]
+            if progress:
+                progress(n)
+            continue
+        todo.append(v)
+
+    def collect(view, result):
+        k = reader.views.index(view)
+        kp[k], sc[k], status[view] = result["keypoints2d"], result["det_scores"], result["status"]
+        if parts is not None:
+            _save_part(parts / f"{view}.npz", key, result)
+
+    if workers <= 1 or len(todo) <= 1:
+        for v in todo:
+            view, result = _view_job_inline(videos_dir, seq, v, spec, n, video_config, config, progress)
+            collect(view, result)
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # no fork of a process that may hold TFLite / ORT threads
+        with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(todo)),
+                                                           mp_context=ctx) as pool:
+            q = manager.Queue()
+            futures = {pool.submit(_view_job, videos_dir, seq, v, spec, n, video_config, config, q)
+                       for v in todo}
+            while futures:
+                finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(q, progress)
+                for f in finished:
+                    collect(*f.result())
+            _drain(q, progress)
+    return {"keypoints2d": kp, "det_scores": sc, "timestamps": reader.timestamps, "status": status}
+
+
+def _view_job_inline(videos_dir, sequence, view, spec, n_frames, video_config, config, progress):
+    det = spec.build()
+    try:
+        return view, detect_one_view(videos_dir, sequence, view, det, n_frames, video_config, config, progress)
+    finally:
+        if hasattr(det, "close"):
+            det.close()
+
+
+def _drain(q, progress) -> None:
+    while True:
+        try:
+            n = q.get_nowait()
+        except queue.Empty:
+            return
+        if progress:
+            progress(n)

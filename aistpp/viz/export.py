@@ -379,3 +379,42 @@ def export_motion(fmt: str, out_path, motion: dict, body_model, fps: float = 60.
 def export_suffix(fmt: str) -> str:
     """File suffix of an export format."""
     return {"bvh": ".bvh", "amass": ".npz"}[fmt]
+
+
+def export_corpus_motions(corpus, out_dir, fmt: str, sequences=None, body_model=None, progress: bool = False,
+                          **options) -> int:
+    """Export the SMPL motions of a corpus as ``<out_dir>/<seq>.bvh`` or ``<seq>.npz`` (AMASS-style); returns the
+    number of files written. Sequences without SMPL are skipped (logged). ``body_model`` None: the stand-in.
+
+    ``corpus``: an :class:`aistpp.corpus.Corpus` or its path. Options as in :func:`export_motion`.
+    """
+    import logging
+
+    from aistpp.corpus import Corpus
+
+    log = logging.getLogger(__name__)
+    if fmt not in EXPORT_FORMATS:
+        raise AistppError(f"unknown export format {fmt!r}; expected one of {EXPORT_FORMATS}")
+    c = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    if body_model is None:
+        from aistpp.smpl import load_body_model
+
+        body_model = load_body_model(None)
+    names = list(sequences or c.sequences())
+    if progress:
+        from tqdm import tqdm
+
+        names = tqdm(names, desc=f"export {fmt}", unit="seq")
+    out_dir = Path(out_dir)
+    n = 0
+    for seq in names:
+        stored = set(c.fields(seq))
+        if "smpl/poses" not in stored:
+            log.warning("%s has no SMPL motion; not exported as %s", seq, fmt)
+            continue
+        r = c.read(seq, ("smpl/poses", "smpl/trans", "smpl/scaling"))
+        fps = float(c.attrs(seq).get("fps", 60.0) or 60.0)
+        motion = {"smpl_poses": r["smpl/poses"], "smpl_trans": r["smpl/trans"], "smpl_scaling": r["smpl/scaling"]}
+        export_motion(fmt, out_dir / f"{seq}{export_suffix(fmt)}", motion, body_model, fps=fps, **options)
+        n += 1
+    return n

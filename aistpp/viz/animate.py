@@ -1,0 +1,134 @@
+"""Skeleton animations written as mp4 (OpenCV ``VideoWriter``, codec mp4v) or gif (Pillow); no display needed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from aistpp.errors import AistppError
+from aistpp.io.atomic import atomic_path
+from aistpp.viz.render import canvas, draw_floor, hstack_panels, look_at_camera, render_skeleton, skeleton_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnimationConfig:
+    """How a skeleton animation looks. size: (w, h) px of one panel; stride: draw every k-th frame (the output
+    plays at fps / stride so it keeps real time); azimuth/elevation of the fixed virtual camera in degrees."""
+
+    size: tuple[int, int] = (480, 480)
+    stride: int = 1
+    azimuth_deg: float = 30.0
+    elevation_deg: float = 15.0
+    floor: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def write_video(path, frames: Iterable[np.ndarray], fps: float) -> Path:
+    """Write BGR uint8 frames (H, W, 3) to ``path`` (.mp4 via OpenCV mp4v, .gif via Pillow), atomically.
+
+    All frames must share one size. Returns the path; raises :class:`AistppError` when nothing was written.
+    """
+    import cv2
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise AistppError("animation files must end in .mp4 or .gif", path)
+    with atomic_path(path, suffix=suffix) as tmp:
+        n = 0
+        if suffix == ".mp4":
+            writer = None
+            try:
+                for fr in frames:
+                    if writer is None:
+                        h, w = fr.shape[:2]
+                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+                        if not writer.isOpened():
+                            raise AistppError("OpenCV cannot open an mp4v video writer", path)
+                    writer.write(np.ascontiguousarray(fr))
+                    n += 1
+            finally:
+                if writer is not None:
+                    writer.release()
+        else:
+            from PIL import Image
+
+            images = [Image.fromarray(np.ascontiguousarray(fr[..., ::-1])) for fr in frames]
+            n = len(images)
+            if n:
+                images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                               duration=max(20, int(round(1000 / fps))), loop=0)
+        if n == 0:
+            raise AistppError("no frames to write", path)
+    log.info("wrote %d frames to %s", n, path)
+    return path
+
+
+def skeleton_animation(path, motions: Sequence[np.ndarray], titles: Sequence[str] | None = None, fps: float = 60.0,
+                       config: AnimationConfig = AnimationConfig(), progress: bool = False) -> dict:
+    """Animate one or more skeleton sequences side by side.
+
+    motions: list of (N_i, J_i, 3) cm arrays (COCO-17 keypoints3d or SMPL-24 joints; NaN joints are skipped).
+    Each panel has its own fixed virtual camera centred on its sequence; all panels share one scale (the largest
+    extent), so a real and a generated dance compare at the same size. Shorter sequences hold their last frame.
+    Returns {path, frames, size (w, h), fps}.
+    """
+    if not motions:
+        raise AistppError("nothing to animate")
+    motions = [np.asarray(m, np.float64) for m in motions]
+    for m in motions:
+        if m.ndim != 3 or m.shape[2] != 3 or not len(m):
+            raise AistppError(f"a motion must be (N, J, 3), got {m.shape}")
+    titles = list(titles or [""] * len(motions))
+    cams, floors, skels = [], [], []
+    radius = 0.0
+    centers = []
+    for m in motions:
+        pts = m.reshape(-1, 3)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if not len(pts):
+            raise AistppError("a motion has no finite joint")
+        lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
+        c = 0.5 * (lo + hi)
+        centers.append(c)
+        radius = max(radius, 0.5 * float(np.linalg.norm(hi - lo)))
+        floors.append(float(pts[:, 1].min()))
+        skels.append(skeleton_for(m.shape[1]))
+    for c in centers:
+        cams.append(look_at_camera(np.zeros((0, 3)), size=config.size,
+                                   azimuth_deg=config.azimuth_deg, elevation_deg=config.elevation_deg,
+                                   center=c, radius=radius))
+    # The camera is fixed, so the floor grid (at the lowest joint of each sequence) is drawn once per panel.
+    backgrounds = []
+    for cam, fl, c in zip(cams, floors, centers):
+        bg = canvas(cam.size)
+        if config.floor:
+            draw_floor(bg, cam, fl, np.round(c / 50) * 50, half_extent=max(300.0, 2 * radius))
+        backgrounds.append(bg)
+    n = max(len(m) for m in motions)
+    idx = range(0, n, max(1, int(config.stride)))
+
+    def frames():
+        it = idx
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(idx, desc=Path(path).name, unit="frame")
+        for i in it:
+            panels = [render_skeleton(m[min(i, len(m) - 1)], cam, sk, image=bg.copy(),
+                                      title=f"{t} {min(i, len(m) - 1)}".strip())
+                      for m, cam, sk, bg, t in zip(motions, cams, skels, backgrounds, titles)]
+            yield hstack_panels(panels)
+
+    out_fps = fps / max(1, int(config.stride))
+    write_video(path, frames(), out_fps)
+    return {"path": str(path), "frames": len(idx), "size": (config.size[0] * len(motions), config.size[1]),
+            "fps": out_fps}

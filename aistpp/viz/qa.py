@@ -1,0 +1,176 @@
+"""Per-sequence quality checks as numbers and PNG plots (matplotlib, Agg backend; no display needed).
+
+Metrics (all pure functions over arrays):
+
+- :func:`reprojection_error_per_view` (V, N) px: median over joints of |project(keypoints3d) - keypoints2d| in each
+  view, over 2D points with confidence >= ``min_confidence`` (0.15, the official triangulation threshold).
+- :func:`views_per_joint` (V, N): fraction of the 17 joints for which view v was used (from ``views_used`` bits, or
+  for the official release from the 2D confidences, which is the rule it was triangulated with).
+- :func:`bone_lengths` (N, B) cm over :data:`aistpp.skeleton.BONES`; a well-reconstructed sequence keeps each bone
+  nearly constant (coefficient of variation of a few %).
+- :func:`fit_error_per_frame` (N,) cm: mean distance between the SMPL-derived COCO keypoints and keypoints3d.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from aistpp.errors import AistppError
+from aistpp.io.atomic import atomic_path
+from aistpp.skeleton import BONES, COCO17
+
+log = logging.getLogger(__name__)
+
+MIN_CONFIDENCE = 0.15
+
+
+def reprojection_error_per_view(keypoints3d: np.ndarray, keypoints2d: np.ndarray, cameras,
+                                min_confidence: float = MIN_CONFIDENCE) -> np.ndarray:
+    """(V, N) px: per view and frame, the median over joints of the distance between the projected keypoints3d
+    (N, 17, 3) cm and the 2D keypoints (V, N, 17, 3) with confidence >= ``min_confidence``; NaN where none."""
+    k3 = np.asarray(keypoints3d, np.float64)
+    k2 = np.asarray(keypoints2d, np.float64)
+    if k2.ndim != 4 or k2.shape[1:3] != k3.shape[:2] or k2.shape[0] != len(cameras):
+        raise AistppError(f"keypoints2d {k2.shape} does not match keypoints3d {k3.shape} and {len(cameras)} views")
+    proj = cameras.project(k3)  # (V, N, 17, 2)
+    err = np.linalg.norm(proj - k2[..., :2], axis=-1)
+    err[~(k2[..., 2] >= min_confidence)] = np.nan
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(err, axis=-1)
+
+
+def views_used_from_keypoints2d(keypoints2d: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> np.ndarray:
+    """(N, 17) uint16 bit masks: bit v set where view v has a finite 2D point with confidence >= threshold."""
+    k2 = np.asarray(keypoints2d)
+    ok = (k2[..., 2] >= min_confidence) & np.isfinite(k2[..., :2]).all(-1)  # (V, N, 17)
+    weights = (1 << np.arange(k2.shape[0], dtype=np.uint32))[:, None, None]
+    return (ok * weights).sum(axis=0).astype(np.uint16)
+
+
+def views_per_joint(views_used: np.ndarray, n_views: int) -> np.ndarray:
+    """(V, N): fraction of the joints for which each view was used, from bit masks (N, 17)."""
+    vu = np.asarray(views_used).astype(np.uint32)
+    bits = (vu[None] >> np.arange(n_views, dtype=np.uint32)[:, None, None]) & 1  # (V, N, 17)
+    return bits.mean(axis=-1)
+
+
+def bone_lengths(keypoints3d: np.ndarray, bones=BONES) -> np.ndarray:
+    """(N, B) cm: length of each bone (pair of COCO-17 indices) per frame; NaN where a joint is missing."""
+    k = np.asarray(keypoints3d, np.float64)
+    a = np.array([b[0] for b in bones])
+    b = np.array([b[1] for b in bones])
+    return np.linalg.norm(k[:, a] - k[:, b], axis=-1)
+
+
+def bone_stability(lengths: np.ndarray) -> dict:
+    """Per bone: median length (cm) and coefficient of variation (std / median) over frames."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(lengths, axis=0)
+        cv = np.nanstd(lengths, axis=0) / med
+    return {"median_cm": med, "cv": cv}
+
+
+def fit_error_per_frame(smpl_keypoints: np.ndarray, keypoints3d: np.ndarray) -> np.ndarray:
+    """(N,) cm: mean over joints of |smpl_keypoints - keypoints3d|, both (N, 17, 3) cm; NaN joints skipped."""
+    d = np.linalg.norm(np.asarray(smpl_keypoints, np.float64) - np.asarray(keypoints3d, np.float64), axis=-1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(d, axis=-1)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise AistppError("QA plots need matplotlib: pip install 'aistpp[viz]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> Path:
+    plt = _pyplot()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+FIGSIZE = (10, 5)  # inches at 100 dpi -> 1000 x 500 px
+
+
+def plot_reprojection_error(path, error: np.ndarray, view_names, fps: float = 60.0, title: str = "") -> Path:
+    """Line plot of (V, N) px error over time (s), one line per view, with the median per view in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    t = np.arange(error.shape[1]) / fps
+    for v, name in enumerate(view_names):
+        med = np.nanmedian(error[v]) if np.isfinite(error[v]).any() else np.nan
+        ax.plot(t, error[v], lw=1, label=f"{name} (median {med:.1f} px)")
+    ax.set(xlabel="time (s)", ylabel="reprojection error (px, median over joints)",
+           title=title or "reprojection error per camera")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.legend(fontsize=7, ncol=3)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_views_used(path, fractions: np.ndarray, view_names, fps: float = 60.0, title: str = "") -> Path:
+    """Heat map of (V, N) fraction of joints each view contributed, plus the mean number of views per joint."""
+    plt = _pyplot()
+    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=FIGSIZE, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    n = fractions.shape[1]
+    im = ax0.imshow(fractions, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1,
+                    extent=(0, n / fps, len(view_names) - 0.5, -0.5))
+    ax0.set_yticks(range(len(view_names)), view_names)
+    ax0.set_title(title or "views used (fraction of joints per view)")
+    fig.colorbar(im, ax=ax0, fraction=0.03)
+    ax1.plot(np.arange(n) / fps, fractions.sum(axis=0), lw=1, color="k")
+    ax1.set(xlabel="time (s)", ylabel="views / joint")
+    ax1.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_bone_lengths(path, lengths: np.ndarray, fps: float = 60.0, bones=BONES, title: str = "") -> Path:
+    """Each bone's length divided by its median over time, with its coefficient of variation in the legend."""
+    plt = _pyplot()
+    stab = bone_stability(lengths)
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    t = np.arange(len(lengths)) / fps
+    for i, (a, b) in enumerate(bones):
+        name = f"{COCO17[a]}-{COCO17[b]}".replace("left_", "L").replace("right_", "R")
+        ax.plot(t, lengths[:, i] / stab["median_cm"][i], lw=0.8,
+                label=f"{name} {stab['median_cm'][i]:.0f} cm, cv {100 * stab['cv'][i]:.1f}%")
+    ax.set(xlabel="time (s)", ylabel="length / median", title=title or "bone-length stability")
+    ax.legend(fontsize=6, ncol=3)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_fit_error(path, per_frame: np.ndarray, fps: float = 60.0, total_loss=None, title: str = "") -> Path:
+    """SMPL fit error per frame (cm) over time; the fit's total loss in the title when known."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    t = np.arange(len(per_frame)) / fps
+    ax.plot(t, per_frame, lw=1, color="C3")
+    extra = "" if total_loss is None or not np.isfinite(total_loss) else f" (smpl_loss {total_loss:.4g})"
+    ax.set(xlabel="time (s)", ylabel="mean joint error (cm)", title=(title or "SMPL fit error per frame") + extra)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

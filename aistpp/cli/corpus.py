@@ -51,11 +51,18 @@ def register(sub) -> None:
                        description="official: keypoints2d/, keypoints3d/ (keypoints3d = robust per-frame result, "
                                    "keypoints3d_optim = temporally optimized), motions/, cameras/ + mapping.txt; "
                                    "npz: <seq>.npz per sequence with canonical SMPL in metres (poses, trans = "
-                                   "smpl_trans / smpl_scaling, scaling).")
+                                   "smpl_trans / smpl_scaling, scaling); bvh: <seq>.bvh of the SMPL skeleton "
+                                   "(cm, +y up, rest offsets from the body model times smpl_scaling); amass: "
+                                   "<seq>.npz AMASS-style (poses (N,156), trans m, betas, gender, "
+                                   "mocap_framerate; rotated to +z up unless --up y).")
     p.add_argument("corpus", metavar="CORPUS")
-    p.add_argument("--format", choices=("official", "npz"), required=True)
+    p.add_argument("--format", choices=("official", "npz", "bvh", "amass"), required=True)
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
+    p.add_argument("--smpl-model", metavar="PATH", help="bvh/amass: SMPL model whose rest skeleton is used "
+                                                        "(default: the generated stand-in)")
+    p.add_argument("--bvh-order", choices=("ZXY", "XYZ"), default="ZXY", help="bvh: Euler channel order")
+    p.add_argument("--up", choices=("z", "y"), default="z", help="amass: up axis of the export (AMASS is z-up)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import-official", help="pack the official annotation release into a corpus as it is",
@@ -134,6 +141,13 @@ def cmd_export(args) -> int:
     if args.format == "official":
         counts = export_official(c, args.out, seqs)
         msg = ", ".join(f"{k} {v}" for k, v in counts.items())
+    elif args.format in ("bvh", "amass"):
+        from aistpp.smpl import load_body_model
+        from aistpp.viz.export import export_corpus_motions
+
+        n = export_corpus_motions(c, args.out, args.format, seqs, load_body_model(args.smpl_model),
+                                  order=args.bvh_order, up=args.up)
+        msg = f"{n} {args.format} files"
     else:
         msg = f"{export_npz(c, args.out, seqs)} npz files"
     logging.getLogger("aistpp.export").info("wrote %s to %s", msg, args.out)

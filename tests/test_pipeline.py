@@ -1,0 +1,74 @@
+"""aistpp.pipeline: sequence selection, per-sequence failures with reasons, and the acceptance runs on the shared
+sequences (reconstruct -> export -> compare with the official files)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from aistpp.errors import AistppError
+from aistpp.io.annotations import write_keypoints2d, write_mapping
+from aistpp.io.safe_pickle import load_pickle
+from aistpp.pipeline import PipelineConfig, SequenceTask, reconstruct, run_sequence, select_sequences
+
+FRAMES = (0, 180)  # keep the CPU time of the end-to-end runs low
+
+
+def make_tree(annotations_dir, root, sequences: dict):
+    """A small annotation tree in ``root``: setting1 cameras, and keypoints2d files {name: array or None}."""
+    (root / "cameras").mkdir(parents=True)
+    shutil.copy(annotations_dir / "cameras" / "setting1.json", root / "cameras" / "setting1.json")
+    write_mapping(root / "cameras" / "mapping.txt", {s: "setting1" for s in sequences})
+    for s, kp in sequences.items():
+        if kp is not None:
+            write_keypoints2d(root / "keypoints2d" / f"{s}.pkl", kp)
+    return root
+
+
+def shared_kp2d(annotations_dir, frames=slice(0, 120)):
+    return load_pickle(annotations_dir / "keypoints2d" / "gBR_sBM_cAll_d04_mBR2_ch08.pkl")["keypoints2d"][:, frames]
+
+
+def test_select_sequences(annotations_dir, tmp_path):
+    test = select_sequences(annotations_dir, split="crossmodal_test")
+    assert test == [line for line in (annotations_dir / "splits" / "crossmodal_test.txt").read_text().split() if line]
+    val = select_sequences(annotations_dir, split="crossmodal_val")
+    assert len(val) == 20 and all(s.endswith("ch01") for s in val)
+    f = tmp_path / "names.txt"
+    f.write_text("gJS_sBM_cAll_d03_mJS2_ch07\ngBR_sBM_cAll_d04_mBR2_ch08\n")
+    assert select_sequences(annotations_dir, split=str(f)) == ["gJS_sBM_cAll_d03_mJS2_ch07",
+                                                                "gBR_sBM_cAll_d04_mBR2_ch08"]
+    # default: every sequence with a keypoints2d file, mapping.txt order
+    assert select_sequences(annotations_dir) == ["gBR_sBM_cAll_d04_mBR2_ch08", "gJS_sBM_cAll_d03_mJS2_ch07"]
+    assert select_sequences(annotations_dir, genres=("gJS",)) == ["gJS_sBM_cAll_d03_mJS2_ch07"]
+    pose_test = select_sequences(annotations_dir, split="pose_test")
+    assert pose_test and all(int(s.split("_")[3][1:]) % 3 == 0 for s in pose_test)
+    with pytest.raises(AistppError, match="unknown split"):
+        select_sequences(annotations_dir, split="nonsense")
+
+
+def test_config_validation():
+    with pytest.raises(AistppError, match="unknown stage"):
+        PipelineConfig(stages=("triangulate", "mesh"))
+    with pytest.raises(AistppError, match="unknown source"):
+        PipelineConfig(source="mocap")
+    with pytest.raises(AistppError, match="START"):
+        PipelineConfig(frames=(10, 5))
+    assert PipelineConfig(stages=("smpl", "triangulate")).stages == ("triangulate", "smpl")
+
+
+def test_bad_sequences_fail_with_reasons(annotations_dir, tmp_path):
+    kp = shared_kp2d(annotations_dir)
+    names = {"gBR_sBM_cAll_d04_mBR0_ch01": None,                                # no keypoints2d file
+             "gBR_sBM_cAll_d04_mBR1_ch01": np.full_like(kp, np.nan),            # no view has a detection
+             "gBR_sBM_cAll_d04_mBR3_ch01": kp[:5]}                              # 5 views, setting has 9
+    root = make_tree(annotations_dir, tmp_path / "tree", names)
+    cfg = PipelineConfig(stages=())
+    reasons = {s: run_sequence(SequenceTask(s, str(root), cfg)) for s in names}
+    assert all(r.status == "failed" for r in reasons.values())
+    assert "keypoints2d file missing" in reasons["gBR_sBM_cAll_d04_mBR0_ch01"].reason
+    assert "only 0 view(s) have any detection" in reasons["gBR_sBM_cAll_d04_mBR1_ch01"].reason
+    assert "5 views" in reasons["gBR_sBM_cAll_d04_mBR3_ch01"].reason
+    res = run_sequence(SequenceTask("gBR_sBM_cAll_d05_mBR0_ch01", str(root), cfg))
+    assert res.status == "failed" and "mapping.txt" in res.reason

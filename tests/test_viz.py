@@ -1,0 +1,237 @@
+"""Pictures from the real shared sequences, checked for content: joints land on the pixels an independent projection
+(cv2.projectPoints) says, the canvas elsewhere stays background, files have the expected size and frame count."""
+
+import json
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from aistpp.cli import main  # noqa: E402
+from aistpp.errors import AistppError  # noqa: E402
+from aistpp.skeleton import COCO17  # noqa: E402
+from aistpp.viz import qa  # noqa: E402
+from aistpp.viz.animate import AnimationConfig, skeleton_animation  # noqa: E402
+from aistpp.viz.overlay import CANVAS_RGB, overlay_frame, overlay_images  # noqa: E402
+from aistpp.viz.render import (BACKGROUND, COCO_SKELETON, canvas, look_at_camera, render_mesh,  # noqa: E402
+                               render_skeleton)
+
+
+@pytest.fixture(scope="module")
+def real(tree, shared_sequences):
+    seq = shared_sequences[1]
+    return {"name": seq, "k3": tree.read("keypoints3d", seq)["keypoints3d_optim"],
+            "k2": tree.read("keypoints2d", seq)["keypoints2d"], "cams": tree.cameras_for(seq),
+            "motion": tree.read("motions", seq)}
+
+
+def _cv2_project(points, K, R, t, dist=None):
+    rvec, _ = cv2.Rodrigues(np.asarray(R, np.float64))
+    px, _ = cv2.projectPoints(np.asarray(points, np.float64).reshape(-1, 1, 3), rvec, np.asarray(t, np.float64),
+                              np.asarray(K, np.float64), None if dist is None else np.asarray(dist, np.float64))
+    return px.reshape(-1, 2)
+
+
+def _near(pixel, color, tol=40):
+    return np.abs(pixel.astype(int) - np.asarray(color, int)).max() <= tol
+
+
+def test_rendered_joints_sit_where_opencv_projects_them(real):
+    k = real["k3"][300]
+    cam = look_at_camera(real["k3"], size=(400, 300), azimuth_deg=-40, elevation_deg=20)
+    img = render_skeleton(k, cam, floor_y=None, radius=5)
+    assert img.shape == (300, 400, 3) and img.dtype == np.uint8
+    px = _cv2_project(k, cam.K, cam.R, cam.t)
+    colors = COCO_SKELETON.joint_colors
+    hits = 0
+    for j, (x, y) in enumerate(px):
+        xi, yi = int(round(x)), int(round(y))
+        assert 0 <= xi < 400 and 0 <= yi < 300, COCO17[j]
+        hits += _near(img[yi, xi], colors[j])
+    assert hits >= 15, f"only {hits}/17 joints drawn in their colour at the cv2 projection"
+    # Far from every joint the canvas is untouched.
+    d = np.linalg.norm(np.stack(np.mgrid[0:300, 0:400][::-1], -1)[:, :, None, :] - px[None, None], axis=-1).min(-1)
+    far = d > 60
+    assert far.mean() > 0.3 and (img[far] == BACKGROUND).all()
+
+
+def test_animation_side_by_side_mp4_and_gif(real, tmp_path):
+    k = real["k3"][:90]
+    other = real["k3"][200:260]  # shorter: holds its last frame
+    info = skeleton_animation(tmp_path / "a.mp4", [k, other], ["a", "b"],
+                              config=AnimationConfig(size=(160, 120), stride=3))
+    assert info["frames"] == 30 and info["fps"] == 20.0
+    cap = cv2.VideoCapture(str(tmp_path / "a.mp4"))
+    frames = []
+    while True:
+        ok, fr = cap.read()
+        if not ok:
+            break
+        frames.append(fr)
+    assert len(frames) == 30 and frames[0].shape == (120, 320, 3)
+    fr = np.stack(frames).astype(int)
+    nonwhite = (fr < 200).any(-1)
+    assert nonwhite[:, :, :160].mean() > 0.01 and nonwhite[:, :, 160:].mean() > 0.01  # both panels drawn
+    assert np.abs(fr[0, :, :160] - fr[-1, :, :160]).mean() > 1  # the dancer moves
+    assert np.abs(fr[20, :, 160:] - fr[-1, :, 160:]).max() < 60  # panel b holds its last frame (codec noise only)
+    info = skeleton_animation(tmp_path / "a.gif", [k[:12]], config=AnimationConfig(size=(100, 80), stride=2))
+    from PIL import Image
+
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.size == (100, 80) and gif.n_frames == 6
+    with pytest.raises(AistppError, match="mp4 or .gif"):
+        skeleton_animation(tmp_path / "a.avi", [k])
+
+
+def test_overlay_joints_at_camera_projection_on_all_9_views(real):
+    i = 288
+    k3 = real["k3"][i]
+    tile = (640, 360)
+    tiles = overlay_frame(k3, real["cams"], None, real["k2"][:, i], tile)
+    assert len(tiles) == 9
+    from aistpp.detect.draw import CENTER_RGB, LEFT_RGB, RIGHT_RGB
+
+    colors = [LEFT_RGB if n.startswith("left") else RIGHT_RGB if n.startswith("right") else CENTER_RGB
+              for n in COCO17]
+    for v, cam in enumerate(real["cams"]):
+        img = tiles[v]
+        assert img.shape == (360, 640, 3)
+        px = _cv2_project(k3, cam.K, cam.R, cam.tvec, cam.dist) * (640 / 1920, 360 / 1080)
+        hits = sum(_near(img[int(round(y)), int(round(x))], c, 60) for (x, y), c in zip(px, colors))
+        assert hits >= 12, f"view {cam.name}: only {hits}/17 joints at their projection"
+        assert (img[5:40, -60:-5] == CANVAS_RGB).all()  # a corner far from the dancer is the blank canvas
+    # A wrong camera (another view's) does not match: the check can fail.
+    wrong = _cv2_project(k3, real["cams"][4].K, real["cams"][4].R, real["cams"][4].tvec) * (640 / 1920, 360 / 1080)
+    hits = sum(_near(tiles[0][int(np.clip(y, 0, 359)), int(np.clip(x, 0, 639))], c, 60)
+               for (x, y), c in zip(wrong, colors))
+    assert hits < 8
+
+
+def test_overlay_on_videos(real, tmp_path):
+    """With a videos folder the tiles show the decoded frames (solid colours here) under the skeleton."""
+    from aistpp.naming import VIEWS, parse_name
+
+    seq = parse_name(real["name"])
+    colors = {}
+    for n, v in enumerate(VIEWS):
+        bgr = (20 * n, 100, 200 - 15 * n)
+        colors[v] = bgr[::-1]
+        w = cv2.VideoWriter(str(tmp_path / f"{seq.with_view(v)}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 60,
+                            (1920, 1080))
+        for _ in range(6):
+            w.write(np.full((1080, 1920, 3), bgr, np.uint8))
+        w.release()
+    (i, img), = list(overlay_images(real["k3"], real["cams"], [3], real["k2"], tmp_path, real["name"],
+                                    tile=(320, 180)))
+    assert i == 3 and img.shape == (540, 960, 3)
+    for n, v in enumerate(VIEWS):
+        r, c = divmod(n, 3)
+        corner = img[r * 180 + 5, c * 320 + 310]
+        assert _near(corner, colors[v], 12), (v, corner, colors[v])
+
+
+def test_qa_metrics_against_independent_computation(real):
+    k3, k2, cams = real["k3"][:120], real["k2"][:, :120], real["cams"]
+    err = qa.reprojection_error_per_view(k3, k2, cams)
+    assert err.shape == (9, 120)
+    v, n = 2, 57
+    px = _cv2_project(k3[n], cams[v].K, cams[v].R, cams[v].tvec, cams[v].dist)
+    ok = k2[v, n, :, 2] >= 0.15
+    assert err[v, n] == pytest.approx(np.median(np.linalg.norm(px[ok] - k2[v, n, ok, :2], axis=1)), rel=1e-6)
+    # README fact: the official keypoints3d reproject onto keypoints2d with a median of a few px per camera.
+    med = np.nanmedian(err, axis=1)
+    assert (med > 1).all() and (med < 15).all()
+    vu = qa.views_used_from_keypoints2d(k2)
+    for f, j in ((0, 0), (57, 9), (119, 16)):
+        want = sum(1 << v for v in range(9) if k2[v, f, j, 2] >= 0.15 and np.isfinite(k2[v, f, j, :2]).all())
+        assert int(vu[f, j]) == want
+    frac = qa.views_per_joint(vu, 9)
+    assert frac[3, 57] == pytest.approx(np.mean([(int(b) >> 3) & 1 for b in vu[57]]))
+    lengths = qa.bone_lengths(k3)
+    assert lengths[10, 0] == pytest.approx(np.linalg.norm(k3[10, 5] - k3[10, 7]))
+    stab = qa.bone_stability(lengths)
+    assert (stab["cv"] < 0.15).all() and 20 < stab["median_cm"][0] < 40  # upper arm 20-40 cm, stable
+
+
+def _png(path):
+    img = cv2.imread(str(path))
+    assert img is not None, path
+    return img
+
+
+def test_qa_plots_are_pictures(real, tmp_path):
+    k3, k2, cams = real["k3"][:240], real["k2"][:, :240], real["cams"]
+    paths = [qa.plot_reprojection_error(tmp_path / "r.png", qa.reprojection_error_per_view(k3, k2, cams), cams.names),
+             qa.plot_views_used(tmp_path / "v.png", qa.views_per_joint(qa.views_used_from_keypoints2d(k2), 9),
+                                cams.names),
+             qa.plot_bone_lengths(tmp_path / "b.png", qa.bone_lengths(k3)),
+             qa.plot_fit_error(tmp_path / "f.png", np.abs(np.sin(np.arange(240) / 10)) + 1, total_loss=1.5)]
+    for p in paths:
+        img = _png(p)
+        assert img.shape == (500, 1000, 3)
+        nonwhite = (img < 230).any(-1).mean()
+        assert 0.03 < nonwhite < 0.9, (p, nonwhite)
+        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # lines, text, colours: not a flat image
+    # the reprojection plot has the 9 matplotlib cycle colours (one line per camera); C0 = #1f77b4 -> BGR (180,119,31)
+    img = _png(paths[0]).astype(int)
+    assert (np.abs(img - (180, 119, 31)).max(-1) < 10).sum() > 100
+
+
+def test_mesh_drawing_fills_the_projected_silhouette():
+    # A 40 cm square (two triangles) facing the camera at the origin.
+    verts = np.array([[-20, -20, 0], [20, -20, 0], [20, 20, 0], [-20, 20, 0]], float)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    cam = look_at_camera(verts, size=(200, 200), azimuth_deg=0, elevation_deg=0, margin=2.0)
+    img = render_mesh(verts, faces, cam, color=(0, 0, 255))
+    corners = _cv2_project(verts, cam.K, cam.R, cam.t)
+    cx, cy = corners.mean(axis=0).round().astype(int)
+    assert img[cy, cx, 2] > 150 and img[cy, cx, 0] == 0  # inside: shaded red
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    assert (img[:int(lo[1]) - 3] == BACKGROUND).all() and (img[:, int(hi[0]) + 3:] == BACKGROUND).all()
+    filled = (img != BACKGROUND).any(-1).mean()
+    area = np.prod(hi - lo) / 200 ** 2
+    assert filled == pytest.approx(area, rel=0.1)
+    with pytest.raises(AistppError, match="out of range"):
+        render_mesh(verts, np.array([[0, 1, 9]]), cam)
+
+
+def test_cli_viz_on_the_official_tree(annotations_dir, shared_sequences, tmp_path, capsys):
+    seq = shared_sequences[0]
+    other = annotations_dir / "motions" / f"{shared_sequences[1]}.pkl"
+    rc = main(["viz", str(annotations_dir), "--sequence", seq, "--out", str(tmp_path), "--frames", "0:90:6",
+               "--size", "160x160", "--tile", "320x180", "--frame", "40", "--compare", str(other)])
+    assert rc == 0
+    printed = capsys.readouterr().out.split()
+    names = {p.split("/")[-1] for p in printed}
+    for suffix in ("skeleton.mp4", "overlay.png", "qa_reprojection.png", "qa_views.png", "qa_bones.png",
+                   "qa_fit.png", "qa.json", "mesh.png"):
+        assert f"{seq}_{suffix}" in names
+    assert _png(tmp_path / f"{seq}_overlay.png").shape == (540, 960, 3)
+    mesh = _png(tmp_path / f"{seq}_mesh.png")
+    assert mesh.shape == (160, 320, 3) and (mesh != 255).any(-1).mean() > 0.05
+    summary = json.loads((tmp_path / f"{seq}_qa.json").read_text())
+    assert set(summary["reprojection_median_px"]) == {f"c0{i}" for i in range(1, 10)}
+    # The stand-in model is not the real SMPL: the official fit lands within a few cm, not exactly.
+    assert 0.5 < summary["fit_error_median_cm"] < 15
+    cap = cv2.VideoCapture(str(tmp_path / f"{seq}_skeleton.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 15 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 320
+    # Re-running keeps finished files (resume); --overwrite redraws them.
+    before = (tmp_path / f"{seq}_qa_bones.png").stat().st_mtime_ns
+    assert main(["viz", str(annotations_dir), "--sequence", seq, "--out", str(tmp_path), "--what", "qa"]) == 0
+    assert (tmp_path / f"{seq}_qa_bones.png").stat().st_mtime_ns == before
+
+
+def test_cli_viz_generated_motion_and_errors(annotations_dir, shared_sequences, tmp_path, capsys):
+    motion = annotations_dir / "motions" / f"{shared_sequences[1]}.pkl"
+    assert main(["viz", "--motion", str(motion), "--out", str(tmp_path), "--frames", "0:30:3", "--size", "96x96",
+                 "--what", "skeleton,overlay", "--format", "gif"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith(f"{shared_sequences[1]}_skeleton.gif") and "overlay" not in out
+    assert main(["viz", str(annotations_dir), "--sequence", "gBR_sBM_cAll_d04_mBR0_ch01", "--out",
+                 str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no keypoints2d, keypoints3d or motions" in err
+    assert main(["viz", str(annotations_dir), "--sequence", shared_sequences[0], "--out", str(tmp_path),
+                 "--what", "pictures"]) == 2
+    assert main(["viz", "--out", str(tmp_path)]) == 2

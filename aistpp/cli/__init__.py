@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "aistpp.cli.data",
     "aistpp.cli.detect",
     "aistpp.cli.smpl",
+    "aistpp.cli.triangulate",
     "aistpp.cli.viz",
 )
 

@@ -233,7 +233,7 @@ def bundle_adjust(keypoints2d: np.ndarray, cameras: CameraGroup,
     rng = np.random.default_rng(config.seed)
     init_params = _cam_params(cameras)
     group = cameras
-    e0 = float(np.nanmedian(observation_error(group, kp, config.conf_threshold, config.thresholds_px[0])))
+    e0 = float(np.nanmedian(observation_error(group, kp, config.conf_threshold)))
     result = CalibrationResult(cameras=group, initial_error_px=e0, final_error_px=e0)
     for thr in config.thresholds_px:
         pick = rng.choice(candidates, size=min(config.n_points, len(candidates)), replace=False)
@@ -246,7 +246,7 @@ def bundle_adjust(keypoints2d: np.ndarray, cameras: CameraGroup,
         views, pidx = np.nonzero(inl)
         obs = sub[:, keep][views, pidx, :2]
         group = _adjust(group, obs, views, pidx, X0, config, init_params)
-        err = float(np.nanmedian(observation_error(group, kp, config.conf_threshold, thr)))
+        err = float(np.nanmedian(observation_error(group, kp, config.conf_threshold)))
         result.rounds.append({"threshold_px": thr, "points": int(keep.sum()), "observations": int(len(views)),
                               "median_error_px": err})
         log.info("bundle adjustment round (threshold %.0f px): %d points, median error %.2f px",

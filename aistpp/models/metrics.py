@@ -1,0 +1,525 @@
+"""The AIST++ motion-generation metrics: FID_k, FID_g, Dist_k, Dist_g, BeatAlign, on SMPL joints.
+
+Own vectorized implementations of the published code, with every known variant behind an explicit switch
+(:class:`EvalConfig`), recorded with every result:
+
+* kinetic features (72 = 24 joints x [horizontal kinetic energy, vertical kinetic energy, energy expenditure];
+  fairmotion / aistplusplus_api ``features/kinetic.py``): mean over frames 1..N-1 of the squared norm of the
+  velocity averaged over a +-2 frame window (60 fps, y up), and of the norm of the window-averaged acceleration.
+  ``accel_bug=True`` keeps fairmotion's precedence bug ``v1 = p[k] - p[k-1] / frame_time`` (aistplusplus_api
+  before its fix); False uses ``(p[k] - p[k-1]) / frame_time``.
+* geometric features (32 boolean relations averaged over frames 1..N-1; fairmotion ``features/manual.py``, its
+  velocities use 1/120 s per frame as the original does). ``geometric="fixed"``: the body-size constants
+  (humerus length, shoulder and hip width) measured between the right SMPL template joints (aistplusplus_api
+  fix, Bailando ``manual_new.py``); ``"buggy"``: the original constants, measured between shifted joints
+  (head-lshoulder, head-relbow, lhip-rknee; the FACT paper's FID_g).
+* FID: both feature sets normalized by the reference set's mean and std (+1e-10), then the Frechet distance of
+  Gaussians fitted to them (mint ``calculate_frechet_feature_distance``; Bailando ``quantized_metrics``).
+* Dist: mean pairwise Euclidean distance of the normalized features of a set.
+* BeatAlign ``"fact"`` (mint ``tools/calculate_beat_scores.py``): motion beats = local minima (order 10) of the
+  summed joint speed, score = mean over motion beats of exp(-d^2 / (2 sigma^2)), d = frames to the nearest music
+  beat, sigma 3. ``"bailando"`` (Bailando ``utils/beat_align_score.py``): mean joint speed (N-1 values),
+  Gaussian smoothing (sigma 5), local minima, score averaged over music beats, sigma 3.
+* joints: SMPL joints 0-23 of the body posed with ``smpl_poses`` and translated by ``smpl_trans / smpl_scaling``
+  (SMPL units, about metres), as mint computes them; ``recentre=True`` subtracts the first frame's root
+  (Bailando's "zero start"; the features are translation-invariant, so it only changes rounding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aistpp.errors import AistppError
+
+log = logging.getLogger(__name__)
+
+FPS = 60
+N_JOINTS = 24
+SMPL_JOINT_NAMES = ("root", "lhip", "rhip", "belly", "lknee", "rknee", "spine", "lankle", "rankle", "chest",
+                    "ltoes", "rtoes", "neck", "linshoulder", "rinshoulder", "head", "lshoulder", "rshoulder",
+                    "lelbow", "relbow", "lwrist", "rwrist", "lhand", "rhand")
+_J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+
+# SMPL (male, betas 0) template joint positions used for the body-size constants of the geometric features.
+_TEMPLATE = {
+    "lhip": (5.64076714e-02, -3.23069185e-01, 1.09197125e-02),
+    "rhip": (-6.24834076e-02, -3.31302464e-01, 1.50412619e-02),
+    "rknee": (-1.0574003e-01, -7.149903e-01, 1.019822e-02),
+    "head": (1.21265e-03, 3.7817603e-01, 3.681623e-02),
+    "lshoulder": (1.99113488e-01, 2.36807942e-01, -1.80702247e-02),
+    "rshoulder": (-1.91692337e-01, 2.36928746e-01, -1.23055102e-02),
+    "lelbow": (4.54445392e-01, 2.21158922e-01, -4.10167128e-02),
+    "relbow": (-4.5181984e-01, 2.225595e-01, -4.357424e-02),
+}
+
+
+def _dist(a: str, b: str) -> float:
+    return float(np.linalg.norm(np.subtract(_TEMPLATE[a], _TEMPLATE[b])))
+
+
+def body_constants(variant: str = "fixed") -> dict[str, float]:
+    """Humerus length ``hl``, shoulder width ``sw``, hip width ``hw`` (SMPL units) of the geometric features."""
+    if variant == "fixed":
+        return {"hl": _dist("lshoulder", "lelbow"), "sw": _dist("lshoulder", "rshoulder"),
+                "hw": _dist("lhip", "rhip")}
+    if variant == "buggy":
+        return {"hl": _dist("head", "lshoulder"), "sw": _dist("head", "relbow"), "hw": _dist("lhip", "rknee")}
+    raise AistppError(f"geometric variant must be 'fixed' or 'buggy', got {variant!r}")
+
+
+def _check_joints(joints) -> np.ndarray:
+    p = np.asarray(joints, dtype=np.float64)
+    if p.ndim != 3 or p.shape[2] != 3 or p.shape[1] < N_JOINTS or p.shape[0] < 3:
+        raise AistppError(f"joints must be (N >= 3, 24, 3), got {p.shape}")
+    return p[:, :N_JOINTS]
+
+
+# ------------------------------------------------------------------------------------------- kinetic (72)
+
+def kinetic_features(joints, accel_bug: bool = False, frame_time: float = 1.0 / FPS, window: int = 2
+                     ) -> np.ndarray:
+    """(N, 24, 3) joints (y up) -> (72,) float32: per joint [horizontal KE, vertical KE, energy expenditure]."""
+    p = _check_joints(joints)
+    n = p.shape[0]
+    i = np.arange(1, n)                                   # frames 1..N-1
+    # velocity window: difference index k in [max(1, i-w), min(N-1, i+w)]
+    d = np.diff(p, axis=0)                                # d[k-1] = p[k] - p[k-1], k = 1..N-1
+    c = np.concatenate([np.zeros((1,) + p.shape[1:]), np.cumsum(d, axis=0)])  # c[k] = sum_{m<=k} d[m-1]
+    lo = np.maximum(1, i - window)
+    hi = np.minimum(n - 1, i + window)
+    v = (c[hi] - c[lo - 1]) / ((hi - lo + 1)[:, None, None] * frame_time)     # (N-1, J, 3)
+    horizontal = (v[..., 0] ** 2 + v[..., 2] ** 2).mean(0)
+    vertical = (v[..., 1] ** 2).mean(0)
+    # acceleration window: k in [max(1, i-w), min(N-2, i+w)]
+    k = np.arange(1, n - 1)
+    v2 = (p[k + 1] - p[k]) / frame_time
+    v1 = (p[k] - p[k - 1] / frame_time) if accel_bug else (p[k] - p[k - 1]) / frame_time
+    a = (v2 - v1) / frame_time                            # a[k-1] for k = 1..N-2
+    ca = np.concatenate([np.zeros((1,) + p.shape[1:]), np.cumsum(a, axis=0)])
+    lo_a = np.maximum(1, i - window)
+    hi_a = np.minimum(n - 2, i + window)
+    count = hi_a - lo_a + 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = (ca[np.maximum(hi_a, 0)] - ca[lo_a - 1]) / count[:, None, None]
+    acc[count <= 0] = np.nan
+    energy = np.linalg.norm(acc, axis=-1).mean(0)
+    return np.stack([horizontal, vertical, energy], axis=1).reshape(-1).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ geometric (32)
+
+_TIME_PER_FRAME = 1.0 / 120  # as in fairmotion's feature utils (not the capture rate)
+
+
+def geometric_features(joints, variant: str = "fixed") -> np.ndarray:
+    """(N, 24, 3) joints (y up, SMPL units) -> (32,) float32: fraction of frames 1..N-1 where each of the 32
+    fairmotion/AIST++ boolean pose relations holds."""
+    p = _check_joints(joints)
+    const = body_constants(variant)
+    hl, sw, hw = const["hl"], const["sw"], const["hw"]
+    cur, prev = p[1:], p[:-1]                          # (T, J, 3)
+    t = cur.shape[0]
+    ymin = cur[..., 1].min(axis=1)
+    special = {"zero": np.zeros((t, 3)), "y_unit": np.tile([0.0, 1.0, 0.0], (t, 1)),
+               "minus_y_unit": np.tile([0.0, -1.0, 0.0], (t, 1)),
+               "y_min": np.stack([np.zeros(t), ymin, np.zeros(t)], axis=1)}
+
+    def at(name):
+        return special[name] if name in special else cur[:, _J[name]]
+
+    def before(name):
+        return prev[:, _J[name]]
+
+    def dot(a, b):
+        return np.sum(a * b, axis=-1)
+
+    def norm(a):
+        return np.linalg.norm(a, axis=-1)
+
+    def move(j1, j2, j3, _j4, thr):
+        vel = (at(j3) - at(j1)) - (before(j3) - before(j1))
+        direction = at(j2) - at(j1)
+        return dot(vel, direction) / norm(direction) / _TIME_PER_FRAME > thr
+
+    def nmove(j1, j2, j3, j4, thr):
+        vel = (at(j4) - at(j1)) - (before(j4) - before(j1))
+        direction = np.cross(at(j3) - at(j1), at(j2) - at(j1))
+        return dot(vel, direction) / norm(direction) / _TIME_PER_FRAME > thr
+
+    def plane(j1, j2, j3, j4, thr):
+        a = at(j1)
+        cross = np.cross(at(j3) - a, at(j2) - a)
+        return dot(cross, at(j4) - a) / norm(cross) > thr
+
+    def nplane(j1, j2, j3, j4, thr):
+        normal = at(j2) - at(j1)
+        return dot(normal, at(j4) - at(j3)) / norm(normal) > thr
+
+    def angle(j1, j2, j3, j4, rng):
+        j = at(j2) - at(j1)
+        k = at(j4) - at(j3)
+        deg = np.degrees(np.arccos(dot(j, k) / (norm(j) * norm(k))))
+        return (deg > rng[0]) & (deg < rng[1])
+
+    def fast(j, thr):
+        return norm(at(j) - before(j)) / _TIME_PER_FRAME > thr
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        feats = [
+            nmove("neck", "rhip", "lhip", "rwrist", 1.8 * hl),
+            nmove("neck", "lhip", "rhip", "lwrist", 1.8 * hl),
+            nplane("chest", "neck", "neck", "rwrist", 0.2 * hl),
+            nplane("chest", "neck", "neck", "lwrist", 0.2 * hl),
+            move("belly", "chest", "chest", "rwrist", 1.8 * hl),
+            move("belly", "chest", "chest", "lwrist", 1.8 * hl),
+            angle("relbow", "rshoulder", "relbow", "rwrist", (0, 110)),
+            angle("lelbow", "lshoulder", "lelbow", "lwrist", (0, 110)),
+            nplane("lshoulder", "rshoulder", "lwrist", "rwrist", 2.5 * sw),
+            move("lwrist", "rwrist", "rwrist", "lwrist", 1.4 * hl),
+            move("rwrist", "root", "lwrist", "root", 1.4 * hl),
+            move("lwrist", "root", "rwrist", "root", 1.4 * hl),
+            fast("rwrist", 2.5 * hl),
+            fast("lwrist", 2.5 * hl),
+            plane("root", "lhip", "ltoes", "rankle", 0.38 * hl),
+            plane("root", "rhip", "rtoes", "lankle", 0.38 * hl),
+            nplane("zero", "y_unit", "y_min", "rankle", 1.2 * hl),
+            nplane("zero", "y_unit", "y_min", "lankle", 1.2 * hl),
+            nplane("lhip", "rhip", "lankle", "rankle", 2.1 * hw),
+            angle("rknee", "rhip", "rknee", "rankle", (0, 110)),
+            angle("lknee", "lhip", "lknee", "lankle", (0, 110)),
+            fast("rankle", 2.5 * hl),
+            fast("lankle", 2.5 * hl),
+            angle("neck", "root", "rshoulder", "relbow", (25, 180)),
+            angle("neck", "root", "lshoulder", "lelbow", (25, 180)),
+            angle("neck", "root", "rhip", "rknee", (50, 180)),
+            angle("neck", "root", "lhip", "lknee", (50, 180)),
+            plane("rankle", "neck", "lankle", "root", 0.5 * hl),
+            angle("neck", "root", "zero", "y_unit", (70, 110)),
+            nplane("zero", "minus_y_unit", "y_min", "rwrist", -1.2 * hl),
+            nplane("zero", "minus_y_unit", "y_min", "lwrist", -1.2 * hl),
+            fast("root", 2.3 * hl),
+        ]
+    return np.stack(feats, axis=1).astype(np.float32).mean(axis=0)
+
+
+# ----------------------------------------------------------------------------------------- FID and Dist
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+    """Frechet distance of N(mu1, sigma1) and N(mu2, sigma2):
+    ``|mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 sqrtm(sigma1 sigma2))`` (pytorch-fid's stable form)."""
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise AistppError("frechet_distance: mean / covariance shapes differ")
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    if not np.isfinite(covmean).all():
+        log.warning("FID: singular product; adding %g to the covariance diagonals", eps)
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            log.warning("FID: imaginary component %g dropped", float(np.max(np.abs(covmean.imag))))
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def normalize_features(features, reference) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets scaled by the reference set's per-dimension mean and std (+1e-10)."""
+    ref = np.asarray(reference, np.float64)
+    feat = np.asarray(features, np.float64)
+    mean, std = ref.mean(axis=0), ref.std(axis=0) + 1e-10
+    return (feat - mean) / std, (ref - mean) / std
+
+
+def fid(features, reference) -> float:
+    """FID of a feature set (M, D) against a reference set (R, D), both normalized by the reference statistics.
+    NaN when either set has fewer than 2 samples."""
+    feat, ref = normalize_features(features, reference)
+    if feat.shape[0] < 2 or ref.shape[0] < 2:
+        return float("nan")
+    return frechet_distance(ref.mean(0), np.cov(ref, rowvar=False), feat.mean(0), np.cov(feat, rowvar=False))
+
+
+def average_distance(features) -> float:
+    """Mean Euclidean distance over all pairs of rows of (M, D) (NaN for M < 2)."""
+    from scipy.spatial.distance import pdist
+
+    f = np.asarray(features, np.float64)
+    return float(pdist(f).mean()) if f.shape[0] >= 2 else float("nan")
+
+
+# ------------------------------------------------------------------------------------------- BeatAlign
+
+def motion_beats(joints, method: str = "fact", order: int = 10, smoothing: float = 5.0) -> np.ndarray:
+    """Frame indices of motion beats.
+
+    ``"fact"``: speed[t] = sum over joints |p[t] - p[t-1]| (speed[0] = 0), local minima with ``order`` frames
+    on each side. ``"bailando"``: speed[t] = mean over joints |p[t+1] - p[t]| (N-1 values), Gaussian-smoothed
+    (sigma ``smoothing``), local minima (order 1).
+    """
+    from scipy.ndimage import gaussian_filter1d
+    from scipy.signal import argrelextrema
+
+    p = np.asarray(joints, np.float64)
+    speed = np.linalg.norm(np.diff(p, axis=0), axis=-1)          # (N-1, J)
+    if method == "fact":
+        env = np.concatenate([[0.0], speed.sum(axis=1)])
+        return argrelextrema(env, np.less, order=order)[0]
+    if method == "bailando":
+        env = gaussian_filter1d(speed.mean(axis=1), smoothing, mode="reflect", truncate=4.0)
+        return argrelextrema(env, np.less)[0]
+    raise AistppError(f"beat_align must be 'fact' or 'bailando', got {method!r}")
+
+
+def beat_align_score(music_beats, motion_beats_idx, method: str = "fact", sigma: float = 3.0) -> float:
+    """Beat alignment of frame-index sets. ``"fact"``: mean over motion beats of exp(-d^2 / 2 sigma^2), d =
+    distance to the nearest music beat (0 without motion beats); ``"bailando"``: the same averaged over music
+    beats (nearest motion beat; 0 without motion beats, NaN without music beats)."""
+    mu = np.asarray(music_beats, np.float64).ravel()
+    mo = np.asarray(motion_beats_idx, np.float64).ravel()
+    if method == "fact":
+        if mo.size == 0 or mu.size == 0:
+            return 0.0
+        d = np.abs(mo[:, None] - mu[None, :]).min(axis=1)
+    elif method == "bailando":
+        if mu.size == 0:
+            return float("nan")
+        if mo.size == 0:
+            return 0.0
+        d = np.abs(mu[:, None] - mo[None, :]).min(axis=1)
+    else:
+        raise AistppError(f"beat_align must be 'fact' or 'bailando', got {method!r}")
+    return float(np.mean(np.exp(-d ** 2 / (2 * sigma ** 2))))
+
+
+def sequence_beat_align(joints, music_beats, config: "EvalConfig") -> float:
+    """BeatAlign of one motion (joints (N, 24, 3)) with music beat frames on the same frame axis."""
+    beats = np.asarray(music_beats, np.int64)
+    n = len(joints)
+    if config.beat_align == "fact":
+        mb = motion_beats(joints, "fact", order=config.fact_beat_order)
+        return beat_align_score(beats[beats < n], mb, "fact", config.beat_sigma)
+    mb = motion_beats(joints, "bailando", smoothing=config.bailando_smoothing)
+    return beat_align_score(beats[beats < n - 1], mb, "bailando", config.beat_sigma)
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Every switch that changes the published numbers; defaults = Bailando's protocol (the source of the
+    commonly cited AIST++ table); :meth:`preset` ``"fact"`` gives mint's."""
+
+    accel_bug: bool = False          # fairmotion acceleration precedence bug kept (True) or fixed
+    geometric: str = "fixed"         # "fixed" or "buggy" body constants of the geometric features
+    recentre: bool = True            # subtract the first frame's root position (Bailando) or not (mint)
+    crop: int | None = 1200          # frames kept (generated part and ground truth); None = all
+    reference: str = "test"          # reference pool for FID: "test" (crossmodal_test) or "all" corpus motions
+    beat_align: str = "bailando"     # "fact" or "bailando"
+    fact_beat_order: int = 10
+    bailando_smoothing: float = 5.0
+    beat_sigma: float = 3.0
+    test_split: str = "crossmodal_test"
+    ignore_list: bool = True         # drop the official ignore list from the ground-truth sets
+
+    def __post_init__(self):
+        body_constants(self.geometric)
+        if self.reference not in ("test", "all"):
+            raise AistppError(f"EvalConfig: reference must be 'test' or 'all', got {self.reference!r}")
+        if self.beat_align not in ("fact", "bailando"):
+            raise AistppError(f"EvalConfig: beat_align must be 'fact' or 'bailando', got {self.beat_align!r}")
+        if self.crop is not None and self.crop < 3:
+            raise AistppError("EvalConfig: crop must be >= 3 frames or None")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "EvalConfig":
+        presets = {
+            "bailando": {},
+            "fact": {"accel_bug": True, "geometric": "buggy", "recentre": False, "crop": None, "reference": "all",
+                     "beat_align": "fact"},
+        }
+        if name not in presets:
+            raise AistppError(f"unknown metrics profile {name!r}; known: {', '.join(presets)}")
+        return cls(**{**presets[name], **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def motion_joints(body_model, smpl_poses, smpl_trans, smpl_scaling) -> np.ndarray:
+    """SMPL joints (N, 24, 3) in SMPL units: SMPL(pose) + smpl_trans / smpl_scaling (mint's evaluation)."""
+    from aistpp.smpl import joints_from_motion
+
+    scale = float(np.asarray(smpl_scaling, np.float64).reshape(-1)[0])
+    trans = np.asarray(smpl_trans, np.float64) / scale
+    return joints_from_motion(body_model, smpl_poses, trans, np.ones(1))
+
+
+def motion_features(joints, config: EvalConfig) -> dict:
+    """{"kinetic": (72,), "geometric": (32,)} of one motion after the config's crop and recentring."""
+    j = np.asarray(joints, np.float64)
+    if config.crop is not None:
+        j = j[:config.crop]
+    if config.recentre:
+        j = j - j[:1, :1]
+    return {"kinetic": kinetic_features(j, config.accel_bug), "geometric": geometric_features(j, config.geometric)}
+
+
+def score_set(features: list[dict], reference: list[dict], beat_scores: list[float]) -> dict:
+    """FID_k, FID_g (vs ``reference``), Dist_k, Dist_g (normalized by the reference statistics), BeatAlign."""
+    out = {}
+    for key, short in (("kinetic", "k"), ("geometric", "g")):
+        feat = np.stack([f[key] for f in features])
+        ref = np.stack([f[key] for f in reference])
+        out[f"FID_{short}"] = fid(feat, ref)
+        out[f"Dist_{short}"] = average_distance(normalize_features(feat, ref)[0])
+    finite = [b for b in beat_scores if np.isfinite(b)]
+    out["BeatAlign"] = float(np.mean(finite)) if finite else float("nan")
+    out["n"] = len(features)
+    return out
+
+
+def _read_generated(gen_dir: Path) -> list[dict]:
+    items = []
+    for npy in sorted(gen_dir.glob("*.npy")):
+        meta_path = npy.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        motion = np.load(npy, allow_pickle=False)
+        if motion.ndim != 2 or motion.shape[1] not in (219, 225):
+            log.warning("%s: not a (N, 225) motion array, skipped", npy)
+            continue
+        items.append({"name": npy.stem, "motion": motion, "meta": meta,
+                      "seed_frames": int(meta.get("seed_frames", 120)),
+                      "music_id": meta.get("music_id") or npy.stem.rsplit("_", 1)[-1]})
+    if not items:
+        raise AistppError("no generated motions (*.npy, (N, 225)) found", gen_dir)
+    return items
+
+
+def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalConfig(), progress: bool = False
+             ) -> dict:
+    """Score generated motions (a folder written by ``aistpp generate``) and the ground truth, same switches.
+
+    Rows: ``generated`` (generated frames after the seed) and ``ground_truth`` (the corpus motions of
+    ``config.test_split``); FID against the reference pool (``config.reference``). Music beats come from each
+    generated file's JSON (or the corpus music of its music id) and from the corpus music for the ground truth.
+    Returns {"generated": {...}, "ground_truth": {...}, "config": ..., "smpl_model": ..., "per_sequence": [...]}.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from aistpp.corpus import Corpus
+    from aistpp.data.datasets import select_sequences
+    from aistpp.data.motion import decode_motion
+    from aistpp.smpl import load_body_model
+
+    gen_dir = Path(generated_dir)
+    c = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    body = load_body_model(smpl_model)
+    music_ids = set(c.music_ids())
+    music_cache: dict[str, np.ndarray] = {}
+
+    def beats_of(mid):
+        if mid not in music_ids:
+            return None
+        if mid not in music_cache:
+            feats = np.asarray(c.music(mid))
+            music_cache[mid] = np.flatnonzero(feats[:, -1] > 0.5)
+        return music_cache[mid]
+
+    # generated
+    gen_feats, gen_beats, per_seq = [], [], []
+    for item in tqdm(_read_generated(gen_dir), desc="generated", disable=not progress):
+        poses, trans_norm = decode_motion(torch.from_numpy(item["motion"].astype(np.float32)))
+        joints = motion_joints(body, poses.numpy(), trans_norm.numpy(), np.ones(1))
+        s = item["seed_frames"]
+        gen = joints[s:]
+        if len(gen) < 3:
+            log.warning("%s: %d generated frames, skipped", item["name"], len(gen))
+            continue
+        gen_feats.append(motion_features(gen, config))
+        beats = item["meta"].get("music_beats")
+        if beats is None:
+            b = beats_of(item["music_id"])
+            beats = b + 0 if b is not None else None  # music frame 0 = seed frame 0 when unknown
+        ba = float("nan")
+        if beats is not None:
+            beats = np.asarray(beats, np.int64)
+            if config.beat_align == "fact":
+                # mint: motion beats on the whole sequence, both sides cut after the seed
+                mb = motion_beats(joints, "fact", order=config.fact_beat_order)
+                n = len(joints) if config.crop is None else min(len(joints), s + config.crop)
+                ba = beat_align_score(beats[(beats >= s) & (beats < n)] - s, mb[(mb >= s) & (mb < n)] - s,
+                                      "fact", config.beat_sigma)
+            else:
+                g = gen if config.crop is None else gen[:config.crop]
+                ba = sequence_beat_align(g, beats[beats >= s] - s, config)
+        gen_beats.append(ba)
+        per_seq.append({"name": item["name"], "frames": int(len(gen)), "BeatAlign": ba})
+
+    # ground truth
+    def gt_set(names, with_beats):
+        feats, beats_out = [], []
+        for seq in tqdm(names, desc="ground truth", disable=not progress):
+            d = c.read(seq, ("smpl/poses", "smpl/trans", "smpl/scaling"))
+            joints = motion_joints(body, d["smpl/poses"], d["smpl/trans"], d["smpl/scaling"])
+            if len(joints) < 3:
+                continue
+            feats.append(motion_features(joints, config))
+            if with_beats:
+                mid = c.attrs(seq).get("music")
+                b = beats_of(mid)
+                if b is None:
+                    beats_out.append(float("nan"))
+                    continue
+                offset = 0
+                grp = c.group(seq)
+                if "timestamps" in grp and grp["timestamps"].shape[0] == len(joints):
+                    offset = int(np.rint(grp["timestamps"][0] * FPS / 1e6))
+                b = b - offset
+                j = joints if config.crop is None else joints[:config.crop]
+                beats_out.append(sequence_beat_align(j, b[b >= 0], config))
+        return feats, beats_out
+
+    test_names = select_sequences(c, config.test_split, ignore=config.ignore_list)
+    test_feats, test_beats = gt_set(test_names, True)
+    if config.reference == "test":
+        ref_feats = test_feats
+        ref_names = test_names
+    else:
+        ref_names = select_sequences(c, None, ignore=config.ignore_list)
+        others = [n for n in ref_names if n not in set(test_names)]
+        ref_feats = test_feats + gt_set(others, False)[0]
+    if len(ref_feats) < 2:
+        log.warning("reference pool has %d motion(s): FID is undefined (NaN)", len(ref_feats))
+    result = {
+        "generated": score_set(gen_feats, ref_feats, gen_beats) if gen_feats else {},
+        "ground_truth": score_set(test_feats, ref_feats, test_beats) if test_feats else {},
+        "reference_size": len(ref_feats), "test_sequences": len(test_feats),
+        "config": config.to_dict(), "smpl_model": str(getattr(body, "aistpp_source", smpl_model)),
+        "generated_dir": str(gen_dir), "corpus": str(c.root), "per_sequence": per_seq,
+    }
+    return result
+
+
+METRIC_KEYS = ("FID_k", "FID_g", "Dist_k", "Dist_g", "BeatAlign")
+
+
+def format_table(result: dict) -> str:
+    """Plain-text table of the generated and ground-truth rows."""
+    lines = [f"{'':14s}" + "".join(f"{k:>11s}" for k in METRIC_KEYS) + f"{'n':>6s}"]
+    for row in ("ground_truth", "generated"):
+        r = result.get(row) or {}
+        if r:
+            lines.append(f"{row:14s}" + "".join(f"{r.get(k, float('nan')):11.4f}" for k in METRIC_KEYS)
+                         + f"{r.get('n', 0):6d}")
+    return "\n".join(lines)

@@ -279,7 +279,7 @@ def iter_view(path: str | Path, view: str = "", n_frames: int | None = None,
         nonlocal next_i
         while next_i < stop:
             k = next_i % config.batch_size
-            batch[k] = 0 if image is None else image
+            batch[k] = 0 if image is None else image  # np.empty batches: every slot is written
             valid[k] = False
             next_i += 1
             if next_i % config.batch_size == 0 or next_i == n:
@@ -293,9 +293,11 @@ def iter_view(path: str | Path, view: str = "", n_frames: int | None = None,
         next_i = i + 1
 
     def flush():
+        nonlocal batch, valid
         b = (next_i - 1) % config.batch_size + 1
-        start = next_i - b
-        return start, batch[:b].copy(), valid[:b].copy()
+        out = (next_i - b, batch[:b], valid[:b])
+        batch, valid = np.empty_like(batch), np.zeros_like(valid)  # the consumer owns the yielded arrays
+        return out
 
     decoded = 0
     try:

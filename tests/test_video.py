@@ -152,3 +152,35 @@ def test_align_shuffled_and_offset_inputs():
     al = align_to_grid(src, 5)
     np.testing.assert_array_equal(al.source_index, [0, 1, 2, 3, 3])
     np.testing.assert_array_equal(al.valid, [True, True, True, True, False])
+
+
+def test_truncated_faststart_file_is_reported_and_read_up_to_the_cut(tmp_path):
+    # moov atom first (index of all 90 frames), then the media data cut at 40%: the index promises frames the
+    # file no longer holds; decoding must stop at the cut, the rest become holes, the state says truncated
+    path = tmp_path / f"{SEQ.replace('cAll', 'c01')}.mp4"
+    c = av.open(str(path), "w", options={"movflags": "faststart"})
+    s = c.add_stream("libx264", rate=Fraction(60))
+    s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+    s.options = {"preset": "ultrafast", "crf": "10"}
+    for k in range(N):
+        f = av.VideoFrame.from_ndarray(stripes(k), format="rgb24")
+        f.pts, f.time_base = k, Fraction(1, 60)
+        for p in s.encode(f):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.4)])
+    reader = SequenceReader(tmp_path, SEQ, n_frames=N, config=VideoConfig(expected_size=(W, H), batch_size=32),
+                            views=("c01",))
+    shown, valid = [], []
+    for b in reader:
+        shown += [read_stripes(f) for f in b.frames["c01"]]
+        valid += b.valid[0].tolist()
+    st = reader.status["c01"]
+    assert st.state == TRUNCATED, st.summary()
+    n_ok = sum(valid)
+    assert 5 < n_ok < N - 5 and valid == [True] * n_ok + [False] * (N - n_ok)
+    assert shown[:n_ok] == list(range(n_ok))
+    assert st.holes == list(range(n_ok, N))

@@ -227,8 +227,6 @@ def _pkl_view(args, video_path=None):
 
 
 def cmd_overlay(args) -> int:
-    import cv2
-
     from aistpp.detect.draw import draw_keypoints
 
     kpath = Path(args.keypoints)

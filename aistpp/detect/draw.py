@@ -37,8 +37,8 @@ def draw_keypoints(image, keypoints, min_conf: float = 0.1, edges=DRAW_EDGES, ra
     img = np.ascontiguousarray(np.array(image, np.uint8, copy=True))
     kp = np.asarray(keypoints, np.float64).reshape(-1, 3)
     scale = max(img.shape[:2]) / 1920
-    r = radius or max(2, int(round(6 * scale)))
-    t = thickness or max(1, int(round(3 * scale)))
+    r = radius or max(3, int(round(6 * scale)))
+    t = thickness or max(2, int(round(3 * scale)))
     ok = np.isfinite(kp).all(-1) & (kp[:, 2] >= min_conf)
     pts = np.round(np.nan_to_num(kp[:, :2])).astype(int)
     for a, b in edges:

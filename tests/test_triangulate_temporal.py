@@ -1,0 +1,98 @@
+"""Temporal optimization: acceptance against the official keypoints3d_optim, gap filling, chunking, the solver."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from aistpp.skeleton import BONES
+from aistpp.synth import synth_multiview
+from aistpp.triangulate import (TriangulationConfig, optimize_temporal, reconstruct_keypoints3d, reprojection_errors,
+                                triangulate_robust)
+from aistpp.triangulate.temporal import solve_block_tridiagonal
+
+
+def _bone_cv(X):
+    b = np.asarray(BONES)
+    ln = np.linalg.norm(X[:, b[:, 0]] - X[:, b[:, 1]], axis=-1)
+    return float(np.nanmean(np.nanstd(ln, 0) / np.nanmean(ln, 0)))
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_optimized_3d_beats_official_optim(tree, shared_sequences, index):
+    seq = shared_sequences[index]
+    k2 = tree.read("keypoints2d", seq)["keypoints2d"]
+    official = tree.read("keypoints3d", seq)["keypoints3d_optim"]
+    cams = tree.cameras_for(seq)
+    res = reconstruct_keypoints3d(k2, cams)
+    ours = res.keypoints3d_optim
+    assert np.isfinite(ours).all()
+    e_ours = reprojection_errors(ours, k2, cams)
+    e_off = reprojection_errors(official, k2, cams)
+    inl = np.unpackbits(res.views_used.view(np.uint8)[..., None], axis=-1, bitorder="little")  # (N, 17, 2, 8)
+    inl = inl.reshape(res.views_used.shape + (16,))[..., :9].transpose(2, 0, 1).astype(bool)
+    assert np.nanmedian(e_ours[inl]) <= np.nanmedian(e_off[inl])
+    confident = k2[..., 2] >= 0.5
+    assert np.nanmedian(e_ours[confident]) <= np.nanmedian(e_off[confident])
+    assert _bone_cv(ours) <= _bone_cv(official)
+    assert np.median(np.linalg.norm(ours - official, axis=-1)) < 1.5
+
+
+@pytest.fixture(scope="module")
+def synth(tree, shared_sequences):
+    seq = shared_sequences[1]
+    truth = tree.read("keypoints3d", seq)["keypoints3d_optim"][:300]
+    cams = tree.cameras_for(seq)
+    cap = synth_multiview(truth, cams, noise_px=3.0, outlier_rate=0.05, swap_rate=0.05, seed=4)
+    return cap, cams
+
+
+def test_gaps_interpolated_and_noise_reduced(synth):
+    cap, cams = synth
+    kp = cap.keypoints2d.copy()
+    wrist = 9
+    kp[:, 100:112, wrist] = np.nan  # the left wrist unseen for 12 frames
+    rob = triangulate_robust(kp, cams)
+    assert np.isnan(rob.keypoints3d[100:112, wrist]).all()
+    opt = optimize_temporal(kp, cams, rob.keypoints3d, inliers=rob.inliers)
+    assert np.isfinite(opt).all()
+    gap_err = np.linalg.norm(opt[100:112, wrist] - cap.keypoints3d[100:112, wrist], axis=-1)
+    assert gap_err.max() < 8.0
+    e_rob = np.nanmean(np.linalg.norm(rob.keypoints3d - cap.keypoints3d, axis=-1))
+    e_opt = np.mean(np.linalg.norm(opt - cap.keypoints3d, axis=-1))
+    assert e_opt < e_rob
+    assert _bone_cv(opt) < _bone_cv(rob.keypoints3d)
+
+
+def test_chunking_matches_whole_sequence(synth):
+    cap, cams = synth
+    rob = triangulate_robust(cap.keypoints2d, cams)
+    whole = optimize_temporal(cap.keypoints2d, cams, rob.keypoints3d, inliers=rob.inliers)
+    chunked = optimize_temporal(cap.keypoints2d, cams, rob.keypoints3d, inliers=rob.inliers, chunk_frames=120,
+                                chunk_overlap=30)
+    assert np.isfinite(chunked).all()
+    d = np.linalg.norm(whole - chunked, axis=-1)
+    assert np.median(d) < 0.3 and d.max() < 3.0
+
+
+def test_temporal_can_be_disabled(synth):
+    cap, cams = synth
+    cfg = dataclasses.replace(TriangulationConfig(), temporal=False)
+    res = reconstruct_keypoints3d(cap.keypoints2d[:, :50], cams, cfg)
+    np.testing.assert_array_equal(res.keypoints3d_optim, res.keypoints3d)
+
+
+def test_block_tridiagonal_solver_against_dense():
+    rng = np.random.default_rng(0)
+    F, K, c = 7, 5, 0.8
+    A = rng.normal(size=(F, K, K))
+    D = A @ A.transpose(0, 2, 1) + 3 * np.eye(K)
+    H = np.zeros((F * K, F * K))
+    for f in range(F):
+        H[f * K:(f + 1) * K, f * K:(f + 1) * K] = D[f]
+        if f + 1 < F:
+            H[f * K:(f + 1) * K, (f + 1) * K:(f + 2) * K] = -c * np.eye(K)
+            H[(f + 1) * K:(f + 2) * K, f * K:(f + 1) * K] = -c * np.eye(K)
+    rhs = rng.normal(size=(F, K))
+    np.testing.assert_allclose(solve_block_tridiagonal(D, rhs, c).ravel(), np.linalg.solve(H, rhs.ravel()),
+                               atol=1e-10)

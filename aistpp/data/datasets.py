@@ -364,8 +364,8 @@ class FACTDataset(torch.utils.data.Dataset):
         self._slot_grid = np.concatenate([np.arange(k) * self.config.stride for k in n_slots])
         self._starts_epoch = None
         self._starts = None
-        self._motion: list[np.ndarray] | None = None
-        self._music: dict[str, np.ndarray] | None = None
+        self._motion: np.ndarray | None = None
+        self._music: np.ndarray | None = None
         if self.cache:
             self._fill_cache(progress)
         self.corpus.close()  # no HDF5 handle survives into forked workers
@@ -401,37 +401,78 @@ class FACTDataset(torch.utils.data.Dataset):
                              pad=self.config.pad).numpy()
 
     def _fill_cache(self, progress: bool) -> None:
+        """Encoded motion of every sequence in one (sum N, 225) float32 array (+ row offsets), music features of
+        every music id in one (sum M, 35) array: one gather per batch, shared copy-on-write by forked workers."""
         from tqdm import tqdm
 
-        self._motion = []
-        for seq in tqdm(self.sequences, desc="cache motion", unit="seq", disable=not progress):
-            self._motion.append(np.ascontiguousarray(self._encode(self.corpus.read(seq, SMPL_FIELDS))))
-        self._music = {m: np.ascontiguousarray(self.corpus.music(m), dtype=np.float32)
-                       for m in sorted(set(self.music_ids))}
+        frames = [int(self.corpus.group(s)["smpl/poses"].shape[0]) for s in self.sequences]
+        dim = 225 if self.config.pad else 219
+        self._motion_rows = np.concatenate([[0], np.cumsum(frames)[:-1]]).astype(np.int64)
+        self._motion = np.empty((int(sum(frames)), dim), np.float32)
+        for i, seq in enumerate(tqdm(self.sequences, desc="cache motion", unit="seq", disable=not progress)):
+            r = self._motion_rows[i]
+            self._motion[r:r + frames[i]] = self._encode(self.corpus.read(seq, SMPL_FIELDS))
+        ids = sorted(set(self.music_ids))
+        music = [np.asarray(self.corpus.music(m), np.float32) for m in ids]
+        rows = dict(zip(ids, np.concatenate([[0], np.cumsum([len(a) for a in music])[:-1]]).astype(np.int64)))
+        self._music = np.concatenate(music)
+        self._music_rows = np.asarray([rows[m] for m in self.music_ids], np.int64) + self._offsets
 
-    def __getitem__(self, index: int) -> dict:
+    def _h5(self, i: int):
+        """Per-process h5py datasets (poses, trans, scaling, music) of sequence ``i`` for the uncached path."""
+        import os
+
+        if getattr(self, "_h5_pid", None) != os.getpid():
+            self._h5_pid, self._h5_sets = os.getpid(), {}
+        d = self._h5_sets.get(i)
+        if d is None:
+            grp = self.corpus.group(self.sequences[i])
+            e = self.corpus.manifest["music"][self.music_ids[i]]
+            music = self.corpus._file(e["shard"])["music"][self.music_ids[i]]["features"]
+            d = self._h5_sets[i] = (grp["smpl/poses"], grp["smpl/trans"], grp["smpl/scaling"][()], music)
+        return d
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_h5_sets", None)
+        state.pop("_h5_pid", None)
+        return state
+
+    def _check_index(self, index: int) -> int:
         n = len(self)
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"FACTDataset index {index} out of range ({n})")
-        i = int(self._slot_seq[index])
-        s = int(self.starts()[index])
+        return index
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices) -> list[dict]:
+        """Batched fetch (used by ``DataLoader`` since torch 2.1): one gather for all windows of a batch."""
+        idx = np.asarray([self._check_index(int(k)) for k in indices], np.int64)
+        seq = self._slot_seq[idx]
+        start = self.starts()[idx]
         c = self.config
-        shift = c.shift
-        m0 = int(self._offsets[i]) + s
         if self._motion is not None:
-            motion = self._motion[i]
-            seed_motion = motion[s:s + c.seed_frames].copy()
-            target = motion[s + shift:s + shift + c.target_frames].copy()
-            audio = self._music[self.music_ids[i]][m0:m0 + c.audio_frames].copy()
+            rows = self._motion_rows[seq] + start  # (B,)
+            motion = self._motion[rows[:, None] + np.arange(c.seed_frames)]
+            target = self._motion[rows[:, None] + (c.shift + np.arange(c.target_frames))]
+            audio = self._music[(self._music_rows[seq] + start)[:, None] + np.arange(c.audio_frames)]
         else:
-            seq = self.sequences[i]
-            end = s + max(c.seed_frames, shift + c.target_frames)
-            motion = self._encode(self.corpus.read(seq, SMPL_FIELDS, frames=slice(s, end)))
-            seed_motion = motion[:c.seed_frames]
-            target = motion[shift:shift + c.target_frames]
-            audio = np.asarray(self.corpus.music(self.music_ids[i], frames=slice(m0, m0 + c.audio_frames)),
-                               np.float32)
-        return {"motion": torch.from_numpy(seed_motion), "audio": torch.from_numpy(audio),
-                "target": torch.from_numpy(target), "sequence": self.sequences[i], "start": s}
+            motion, target, audio = [], [], []
+            end = max(c.seed_frames, c.shift + c.target_frames)
+            for i, s in zip(seq.tolist(), start.tolist()):
+                poses, trans, scaling, music = self._h5(i)
+                m = self._encode({"smpl/poses": poses[s:s + end], "smpl/trans": trans[s:s + end],
+                                  "smpl/scaling": scaling})
+                motion.append(m[:c.seed_frames])
+                target.append(m[c.shift:c.shift + c.target_frames])
+                m0 = int(self._offsets[i]) + s
+                audio.append(np.asarray(music[m0:m0 + c.audio_frames], np.float32))
+        motion_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in motion]
+        target_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in target]
+        audio_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in audio]
+        return [{"motion": m, "audio": a, "target": t, "sequence": self.sequences[i], "start": int(s)}
+                for m, a, t, i, s in zip(motion_t, audio_t, target_t, seq.tolist(), start.tolist())]

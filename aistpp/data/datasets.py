@@ -320,7 +320,7 @@ class FACTDataset(torch.utils.data.Dataset):
                                        random_windows, seed, pad)
         self.corpus = _open_corpus(corpus)
         self.cache = bool(cache)
-        self.epoch = 0
+        self._epoch_shared = torch.zeros((), dtype=torch.int64).share_memory_()
         self.skipped: dict[str, str] = {}
         self.alignment: dict[str, object] = {}
         music_ids = set(self.corpus.music_ids())
@@ -371,19 +371,27 @@ class FACTDataset(torch.utils.data.Dataset):
         self.corpus.close()  # no HDF5 handle survives into forked workers
 
     # -- windows ------------------------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch_shared.item())
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random windows :meth:`__getitem__` returns (no effect without random_windows)."""
-        self.epoch = int(epoch)
+        """Select the epoch whose random windows :meth:`__getitem__` returns (no effect without random_windows).
+
+        The epoch lives in shared memory, so DataLoader workers (also ``persistent_workers=True``) see it; call
+        it before iterating the loader for that epoch."""
+        self._epoch_shared.fill_(int(epoch))
 
     def starts(self) -> np.ndarray:
         """(len,) int64 start frame of every window of the current epoch."""
-        if self._starts_epoch != self.epoch:
+        epoch = self.epoch
+        if self._starts_epoch != epoch:
             if self.config.random_windows:
-                rng = np.random.default_rng([self.config.seed, self.epoch])
+                rng = np.random.default_rng([self.config.seed, epoch])
                 self._starts = rng.integers(0, self._max_start[self._slot_seq] + 1)
             else:
                 self._starts = self._slot_grid.copy()
-            self._starts_epoch = self.epoch
+            self._starts_epoch = epoch
         return self._starts
 
     def window_index(self) -> list[tuple[str, int]]:

@@ -135,3 +135,32 @@ def test_bad_model_outputs(tmp_path):
         OnnxPoseDetector(path)
     with pytest.raises(AistppError, match="not found"):
         OnnxPoseDetector(tmp_path / "nope.onnx")
+
+
+def test_previous_box_tracking(tmp_path):
+    from aistpp.detect.onnx_pose import OnnxPoseConfig, keypoints_to_boxes
+
+    kp = np.array([[[10, 20, 0.9], [50, 30, 0.8], [500, 500, 0.1]] + [[np.nan, np.nan, 0]] * 14,
+                   [[10, 20, 0.9]] + [[np.nan, np.nan, 0]] * 16])
+    boxes = keypoints_to_boxes(kp, min_conf=0.3, min_size=64)
+    np.testing.assert_allclose(boxes[0], [-2, -7, 62, 57])  # 40x10 around (30, 25) grown to 64x64
+    assert np.isnan(boxes[1]).all()  # one confident point is not a person
+
+    det = OnnxPoseDetector(pooled_red_model(tmp_path / "pool.onnx"),
+                           OnnxPoseConfig(box_source="previous", min_box=200))
+    h, w = 540, 960
+    ys, xs = np.mgrid[0:h, 0:w]
+    x, y = 700.2, 300.9
+    blob = 255 * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 50.0 ** 2))
+    frames = np.repeat(np.repeat(blob[None, ..., None], 3, -1), 2, 0).astype(np.uint8)
+    first, _ = det(frames)
+    np.testing.assert_allclose(det.last_boxes, [[0, 0, w, h]] * 2)
+    second, _ = det(frames)
+    # all 17 points at one spot: the box is min_box (200) square around the first answer
+    np.testing.assert_allclose(det.last_boxes[0], np.r_[first[-1, 0, :2] - 100, first[-1, 0, :2] + 100], atol=1e-3)
+    # crop 200x200 -> 200x266.7 x 1.25 = 250 px wide: the model's 1.5 input px bias is now 1.95 frame px
+    err = np.hypot(second[:, :, 0] - (x - 1.953), second[:, :, 1] - (y - 1.953))
+    assert err.max() < 1.0
+    det.reset()
+    det(frames)
+    np.testing.assert_allclose(det.last_boxes, [[0, 0, w, h]] * 2)  # a new view starts from the whole frame

@@ -137,3 +137,19 @@ def test_parallel_resume(videos, tmp_path):
     other = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=VideoConfig(expected_size=(W, H),
                                      batch_size=4), workers=1, parts_dir=parts)
     np.testing.assert_array_equal(other["keypoints2d"], res["keypoints2d"])
+
+
+def test_cli_onnx_backend(videos, tmp_path):
+    from aistpp.cli import main
+    from aistpp.io.annotations import read_keypoints2d
+
+    model = constant_onnx(tmp_path / "c.onnx")
+    out = tmp_path / "kp.pkl"
+    assert main(["detect", "--videos", str(videos), "--sequence", SEQ, "--out", str(out), "--backend", "onnx",
+                 "--model", str(model), "--size", f"{W}x{H}", "--frames", str(N)]) == 0
+    got = read_keypoints2d(out)
+    s = 160 / 48  # whole-frame box, as in test_parallel_resume
+    np.testing.assert_allclose(got["keypoints2d"][8, :, 5, :2], np.tile([64 + 4 * s, 36 - 12 * s], (N, 1)),
+                               atol=1e-3)
+    assert np.isnan(got["keypoints2d"][3]).all() and np.isnan(got["keypoints2d"][6, 11]).all()
+    assert (got["det_scores"][0] == pytest.approx(0.7))

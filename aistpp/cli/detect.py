@@ -33,6 +33,9 @@ def register(sub) -> None:
                         "(RTMPose SimCC or ViTPose/HRNet heatmaps, extra 'onnx')")
     p.add_argument("--model", metavar="FILE.onnx", help="the ONNX model (with --backend onnx)")
     p.add_argument("--input-size", metavar="WxH", help="ONNX model input size when the model's is dynamic")
+    p.add_argument("--boxes", choices=("frame", "previous", "mediapipe"), default="frame",
+                   help="person boxes for the ONNX top-down model: the whole frame, the box of the previous "
+                        "frames' keypoints (tracking), or MediaPipe Pose (default frame)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes, one view each (default 1)")
     p.add_argument("--frames", type=int, metavar="N",
                    help="expected frame count (default: the longest usable view)")
@@ -78,12 +81,12 @@ def _spec(args):
     from aistpp.detect.runner import DetectorSpec
 
     if args.backend == "onnx":
-        opts = {}
+        opts = {"box_source": getattr(args, "boxes", "frame")}
         if args.input_size:
             opts["input_size"] = _parse_size(args.input_size, "--input-size")
         return DetectorSpec("onnx", str(Path(args.model).resolve()) if args.model else None, opts)
-    if args.model:
-        raise AistppError("--model is only used with --backend onnx")
+    if args.model or getattr(args, "boxes", "frame") != "frame":
+        raise AistppError("--model and --boxes are only used with --backend onnx")
     return DetectorSpec("mediapipe", None, {"static_image_mode": not getattr(args, "track", False)})
 
 

@@ -12,14 +12,21 @@ Supported outputs (detected from the model's output shapes):
 Preprocessing (mmpose's top-down pipeline): a person box (x0, y0, x1, y1) px is grown to the model's aspect
 ratio and padded by ``padding`` (1.25), warped with an affine map onto the model input (W, H), normalized with
 the ImageNet mean/std in RGB order (0..255 scale) and laid out NCHW float32. Keypoints are mapped back through the
-inverse affine map to full-frame pixels. Without a person detector the box is the whole frame (AIST++: one dancer,
-mostly centred); pass ``box_fn(frames) -> (B, 4)`` for better crops (e.g. from the previous frame's keypoints).
+inverse affine map to full-frame pixels. Person boxes (``OnnxPoseConfig.box_source``):
+
+- ``frame``: the whole frame (no person detector; fine when the person fills the frame);
+- ``previous``: the box around the previous batch's last confident keypoints (one dancer per view, as in AIST++;
+  60 fps motion within a batch stays inside the padded box); the whole frame until a person is found;
+- ``mediapipe``: boxes around MediaPipe Pose keypoints (offline person finder; whole frame where it finds none);
+- or pass ``boxes`` per call, or ``box_fn(frames) -> (B, 4)``.
+
 The person score is the mean keypoint confidence.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,16 +47,45 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 class OnnxPoseConfig:
     """input_size: (W, H) of the model input, None = read from the model (needs static H, W).
     padding: box growth factor (mmpose top-down: 1.25). mean/std: per RGB channel on the 0..255 scale.
-    threads: ONNX Runtime intra-op threads (0 = its default)."""
+    threads: ONNX Runtime intra-op threads (0 = its default). box_source: frame, previous or mediapipe (see the
+    module docstring); min_box: smallest box side in px built from keypoints; box_conf: keypoints at or above this
+    confidence make a box (and a mean at or above it keeps a ``previous`` box)."""
 
     input_size: tuple[int, int] | None = None
     padding: float = 1.25
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     threads: int = 0
+    box_source: str = "frame"
+    min_box: float = 64.0
+    box_conf: float = 0.3
+
+    def __post_init__(self):
+        if self.box_source not in BOX_SOURCES:
+            raise AistppError(f"box_source must be one of {', '.join(BOX_SOURCES)}, got {self.box_source!r}")
 
     def to_dict(self) -> dict:
         return {"backend": "onnx", **asdict(self)}
+
+
+BOX_SOURCES = ("frame", "previous", "mediapipe")
+
+
+def keypoints_to_boxes(keypoints, min_conf: float = 0.3, min_size: float = 64.0) -> np.ndarray:
+    """Keypoints (B, 17, 3) -> tight boxes (B, 4) x0, y0, x1, y1 px around points with confidence >= ``min_conf``,
+    each side at least ``min_size``; NaN rows where fewer than 2 such points."""
+    kp = np.asarray(keypoints, np.float64)
+    ok = np.isfinite(kp).all(-1) & (kp[..., 2] >= min_conf)
+    x = np.where(ok, kp[..., 0], np.nan)
+    y = np.where(ok, kp[..., 1], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        lo = np.stack([np.nanmin(x, -1), np.nanmin(y, -1)], -1)
+        hi = np.stack([np.nanmax(x, -1), np.nanmax(y, -1)], -1)
+    c, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, min_size / 2)
+    boxes = np.concatenate([c - half, c + half], -1)
+    boxes[ok.sum(-1) < 2] = np.nan
+    return boxes
 
 
 def box_to_center_scale(boxes, aspect: float, padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +201,9 @@ class OnnxPoseDetector:
         except Exception as err:
             raise AistppError(f"cannot load ONNX model: {' '.join(str(err).split())}", model_path) from None
         self.config, self.box_fn, self.path = config, box_fn, model_path
+        self._previous = None  # (4,) box for box_source="previous"
+        self._mediapipe = None
+        self.last_boxes = None  # (B, 4) boxes of the last call, for inspection
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         if config.input_size is not None:
@@ -192,11 +231,40 @@ class OnnxPoseDetector:
         return {**self.config.to_dict(), "model": str(self.path), "kind": self.kind,
                 "input_size": list(self.input_size)}
 
+    def reset(self) -> None:
+        """Forget the previous box (a new view starts)."""
+        self._previous = None
+
+    def close(self) -> None:
+        if self._mediapipe is not None:
+            self._mediapipe.close()
+            self._mediapipe = None
+
+    def _boxes(self, frames) -> np.ndarray:
+        b, h, w = frames.shape[:3]
+        full = np.tile(np.array([0, 0, w, h], np.float64), (b, 1))
+        c = self.config
+        if self.box_fn is not None:
+            boxes = np.asarray(self.box_fn(frames), np.float64).reshape(b, 4)
+        elif c.box_source == "previous" and self._previous is not None:
+            boxes = np.tile(self._previous, (b, 1))
+        elif c.box_source == "mediapipe":
+            if self._mediapipe is None:
+                from aistpp.detect.mediapipe_pose import MediaPipeConfig, MediaPipeDetector
+
+                self._mediapipe = MediaPipeDetector(MediaPipeConfig(static_image_mode=True))
+            boxes = keypoints_to_boxes(self._mediapipe(frames)[0], c.box_conf, c.min_box)
+        else:
+            boxes = full
+        bad = ~np.isfinite(boxes).all(-1)
+        boxes[bad] = full[bad]
+        return boxes
+
     def __call__(self, frames, boxes=None) -> tuple[np.ndarray, np.ndarray]:
         frames = check_frames(frames)
-        b, h, w = frames.shape[:3]
         if boxes is None:
-            boxes = self.box_fn(frames) if self.box_fn else np.tile([0, 0, w, h], (b, 1))
+            boxes = self._boxes(frames)
+        self.last_boxes = np.asarray(boxes, np.float64)
         x, mats = preprocess(frames, boxes, self.input_size, self.config.padding, self.config.mean,
                              self.config.std)
         outs = self.session.run(None, {self.input_name: x})
@@ -216,4 +284,8 @@ class OnnxPoseDetector:
         xy = to_frame(pts, mats)
         conf = np.clip(conf, 0, 1)
         kp = np.concatenate([xy, conf[..., None]], -1).astype(np.float32)
-        return kp, conf.mean(-1).astype(np.float32)
+        score = conf.mean(-1).astype(np.float32)
+        if self.config.box_source == "previous":
+            nxt = keypoints_to_boxes(kp[-1:], self.config.box_conf, self.config.min_box)[0]
+            self._previous = nxt if np.isfinite(nxt).all() and score[-1] >= self.config.box_conf else None
+        return kp, score

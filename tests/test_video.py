@@ -37,13 +37,14 @@ def read_stripes(img: np.ndarray) -> int:
     return int(sum(b << k for k, b in enumerate(bits)))
 
 
-def write_video(path, pts_ticks, time_base=Fraction(1, 60000), size=(W, H), index_of=None):
-    """Write frames with the given PTS (in ``time_base`` ticks); frame k shows index_of(k) (default k)."""
+def write_video(path, pts_ticks, time_base=Fraction(1, 60000), size=(W, H), index_of=None, preset="ultrafast"):
+    """Write frames with the given PTS (in ``time_base`` ticks); frame k shows index_of(k) (default k).
+    preset "medium" uses B-frames (decode order != presentation order)."""
     c = av.open(str(path), "w")
     s = c.add_stream("libx264", rate=Fraction(60))
     s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
     s.codec_context.time_base = time_base
-    s.options = {"preset": "ultrafast", "crf": "10"}
+    s.options = {"preset": preset, "crf": "10"}
     for k, t in enumerate(pts_ticks):
         f = av.VideoFrame.from_ndarray(stripes(k if index_of is None else index_of(k), *size), format="rgb24")
         f.pts, f.time_base = int(t), time_base
@@ -59,8 +60,9 @@ def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("videos")
     name = {v: SEQ.replace("cAll", v) for v in (f"c0{i}" for i in range(1, 10))}
     at60 = [k * 1000 for k in range(N)]
-    for v in ("c01", "c07", "c09"):
+    for v in ("c01", "c07"):
         write_video(d / f"{name[v]}.mp4", at60)
+    write_video(d / f"{name['c09']}.mp4", at60, preset="medium")  # B-frames
     # c02 missing
     write_video(d / f"{name['c03']}.mp4", [t for k, t in enumerate(at60) if k != 40],
                 index_of=lambda k: k if k < 40 else k + 1)  # source frame 40 dropped
@@ -108,7 +110,7 @@ def test_nine_views_aligned_by_timestamp(videos):
     assert starts == list(range(0, N, 16))
     for v in ("c02", "c06", "c08"):
         assert shown[v] == []  # unusable views yield nothing (NaN downstream)
-    for v in ("c01", "c07", "c09"):
+    for v in ("c01", "c07", "c09"):  # c09 has B-frames: packets out of presentation order
         assert shown[v] == list(range(N)) and all(valid[v])
     # dropped frame: every shown frame is the source frame at that time; grid frame 40 is a hole
     assert [s for i, s in enumerate(shown["c03"]) if i != 40] == [i for i in range(N) if i != 40]
@@ -133,6 +135,12 @@ def test_frame_count_inferred_and_checked(videos):
     reader = SequenceReader(videos, SEQ, config=VideoConfig(expected_size=(W, H)), views=("c01", "c05"))
     assert reader.n_frames == N  # the longest usable view
     assert reader.status["c05"].state == TRUNCATED
+
+
+def test_b_frames_present(videos):
+    with av.open(str(videos / f"{SEQ.replace('cAll', 'c09')}.mp4")) as c:
+        pts = [p.pts for p in c.demux(video=0) if p.pts is not None]
+    assert pts != sorted(pts)  # so the alignment test above covers reordering
 
 
 def test_align_59_94_over_30_s_reports_duplicates():

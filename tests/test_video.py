@@ -192,3 +192,14 @@ def test_truncated_faststart_file_is_reported_and_read_up_to_the_cut(tmp_path):
     assert 5 < n_ok < N - 5 and valid == [True] * n_ok + [False] * (N - n_ok)
     assert shown[:n_ok] == list(range(n_ok))
     assert st.holes == list(range(n_ok, N))
+
+
+def test_frame_count_against_expectation(videos):
+    path = videos / f"{SEQ.replace('cAll', 'c01')}.mp4"
+    cfg = VideoConfig(expected_size=(W, H))
+    st, _ = probe_view(path, "c01", N - 1, cfg)  # off by one (the official conversion bug): tolerated
+    assert st.state == OK and st.n_source == N
+    st, _ = probe_view(path, "c01", N - 10, cfg)
+    assert st.state == REALIGNED and f"{N} frames for {N - 10} expected" in st.message
+    st, _ = probe_view(path, "c01", N + 10, cfg)
+    assert st.state == TRUNCATED and st.holes == list(range(N, N + 10))

@@ -98,14 +98,23 @@ def test_overlay_joints_at_camera_projection_on_all_9_views(real):
         img = tiles[v]
         assert img.shape == (360, 640, 3)
         px = _cv2_project(k3, cam.K, cam.R, cam.tvec, cam.dist) * (640 / 1920, 360 / 1080)
-        hits = sum(_near(img[int(round(y)), int(round(x))], c, 60) for (x, y), c in zip(px, colors))
-        assert hits >= 12, f"view {cam.name}: only {hits}/17 joints at their projection"
+        assert _overlay_hits(img, px, colors) >= 14, f"view {cam.name}: joints not at their projection"
         assert (img[5:40, -60:-5] == CANVAS_RGB).all()  # a corner far from the dancer is the blank canvas
     # A wrong camera (another view's) does not match: the check can fail.
     wrong = _cv2_project(k3, real["cams"][4].K, real["cams"][4].R, real["cams"][4].tvec) * (640 / 1920, 360 / 1080)
-    hits = sum(_near(tiles[0][int(np.clip(y, 0, 359)), int(np.clip(x, 0, 639))], c, 60)
-               for (x, y), c in zip(wrong, colors))
-    assert hits < 8
+    assert _overlay_hits(tiles[0], np.clip(wrong, 1, [638, 358]), colors) < 8
+
+
+def _overlay_hits(img, px, colors, r=5):
+    """Joints whose 3x3 neighbourhood shows their colour, or the colour of a joint drawn within ``r`` px of them
+    (in a profile view the left and right twins overlap and the later one covers the other)."""
+    hits = 0
+    for j, (x, y) in enumerate(px):
+        xi, yi = int(round(x)), int(round(y))
+        near = [colors[k] for k in range(len(px)) if np.hypot(*(px[k] - px[j])) <= r]
+        patch = img[yi - 1:yi + 2, xi - 1:xi + 2].reshape(-1, 3)
+        hits += any(_near(p, c, 60) for p in patch for c in near)
+    return hits
 
 
 def test_overlay_on_videos(real, tmp_path):
@@ -235,3 +244,24 @@ def test_cli_viz_generated_motion_and_errors(annotations_dir, shared_sequences, 
     assert main(["viz", str(annotations_dir), "--sequence", shared_sequences[0], "--out", str(tmp_path),
                  "--what", "pictures"]) == 2
     assert main(["viz", "--out", str(tmp_path)]) == 2
+
+
+def test_motion_statistics_known_answer():
+    """A body gliding at 30 cm/s along x with its left ankle lifted 20 cm in the second half: speed 30 cm/s,
+    skating 30 cm/s for ankles on the floor, NaN for the lifted one; ankle heights as built."""
+    n, fps = 120, 60.0
+    t = np.arange(n) / fps
+    j = np.zeros((n, 17, 3))
+    j[:, :, 1] = np.linspace(20, 160, 17)[None]  # a standing column of joints
+    j[:, 15, 1] = j[:, 16, 1] = 10.0  # ankles 10 cm above the world origin (the floor is not at 0)
+    j[n // 2:, 15, 1] += 20.0
+    j[:, :, 0] = 30.0 * t[:, None]
+    stats = qa.motion_statistics(j, COCO17, fps)
+    steady = np.r_[0:n // 2 - 1, n // 2 + 1:n]  # the lift itself moves the ankle up for two frames
+    np.testing.assert_allclose(stats["speed"][steady], 30.0, rtol=1e-9)
+    np.testing.assert_allclose(stats["ankle_height"][:, 1], 0.0, atol=1e-9)
+    assert stats["ankle_height"][-1, 0] == pytest.approx(20.0)
+    assert np.isnan(stats["skating"][-1, 0]) and stats["skating"][-1, 1] == pytest.approx(30.0)
+    assert stats["skating_median_cm_s"] == pytest.approx(30.0)
+    x = np.array([1.0, 5.0, 2.0, np.nan, 3.0, 100.0, 4.0])
+    np.testing.assert_allclose(qa.rolling_median(x, 3), [3.0, 2.0, 3.5, 2.5, 51.5, 4.0, 52.0])

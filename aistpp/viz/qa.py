@@ -9,6 +9,11 @@ Metrics (all pure functions over arrays):
 - :func:`bone_lengths` (N, B) cm over :data:`aistpp.skeleton.BONES`; a well-reconstructed sequence keeps each bone
   nearly constant (coefficient of variation of a few %).
 - :func:`fit_error_per_frame` (N,) cm: mean distance between the SMPL-derived COCO keypoints and keypoints3d.
+- :func:`motion_statistics`: for any skeleton sequence (also a generated dance with no views): mean joint speed
+  (cm/s), ankle heights above the floor (5th percentile of the lower ankle, cm) and foot skating (horizontal ankle speed while the
+  ankle is within ``contact_cm`` of that floor).
+
+Plots draw a rolling median over ``smooth`` frames (0.25 s at 60 fps) on top of the faint raw curve.
 """
 
 from __future__ import annotations
@@ -90,6 +95,46 @@ def fit_error_per_frame(smpl_keypoints: np.ndarray, keypoints3d: np.ndarray) -> 
         return np.nanmean(d, axis=-1)
 
 
+def motion_statistics(joints: np.ndarray, names, fps: float = 60.0, contact_cm: float = 5.0) -> dict:
+    """Motion sanity numbers of joints (N, J, 3) cm, +y up, with joint ``names`` (COCO-17 or SMPL-24).
+
+    Returns {speed (N,) cm/s mean over joints (central differences), ankle_height (N, 2) cm [left, right] above the
+    floor (5th percentile of the lower ankle's height), skating (N, 2) cm/s horizontal ankle speed where the ankle is in contact (within
+    ``contact_cm`` of that floor; NaN elsewhere), skating_median_cm_s float}.
+    """
+    import warnings
+
+    j = np.asarray(joints, np.float64)
+    if j.ndim != 3 or j.shape[1] != len(names) or j.shape[2] != 3:
+        raise AistppError(f"joints must be (N, {len(names)}, 3), got {j.shape}")
+    vel = np.gradient(j, axis=0) * fps if len(j) > 1 else np.zeros_like(j)
+    ankles = [list(names).index(n) for n in ("left_ankle", "right_ankle")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        speed = np.nanmean(np.linalg.norm(vel, axis=-1), axis=1)
+        floor = np.nanpercentile(np.nanmin(j[:, ankles, 1], axis=1), 5)  # robust to a few low outliers
+        height = j[:, ankles, 1] - floor
+        horiz = np.linalg.norm(vel[:, ankles][..., [0, 2]], axis=-1)
+        skating = np.where(height <= contact_cm, horiz, np.nan)
+        med = float(np.nanmedian(skating)) if np.isfinite(skating).any() else float("nan")
+    return {"speed": speed, "ankle_height": height, "skating": skating, "skating_median_cm_s": med}
+
+
+def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
+    """NaN-aware centred rolling median of (..., N) along the last axis (edges use a shrunken window)."""
+    import warnings
+
+    x = np.asarray(x, np.float64)
+    if window <= 1 or x.shape[-1] < 2:
+        return x.copy()
+    half = window // 2
+    pad = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], constant_values=np.nan)
+    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1, axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(win, axis=-1)
+
+
 def _pyplot():
     try:
         import matplotlib
@@ -112,14 +157,18 @@ def _save(fig, path) -> Path:
 FIGSIZE = (10, 5)  # inches at 100 dpi -> 1000 x 500 px
 
 
-def plot_reprojection_error(path, error: np.ndarray, view_names, fps: float = 60.0, title: str = "") -> Path:
-    """Line plot of (V, N) px error over time (s), one line per view, with the median per view in the legend."""
+def plot_reprojection_error(path, error: np.ndarray, view_names, fps: float = 60.0, title: str = "",
+                            smooth: int = 15) -> Path:
+    """Line plot of (V, N) px error over time (s), one line per view (rolling median over ``smooth`` frames on
+    the faint raw curve), with the median per view in the legend."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     t = np.arange(error.shape[1]) / fps
+    smoothed = rolling_median(error, smooth)
     for v, name in enumerate(view_names):
         med = np.nanmedian(error[v]) if np.isfinite(error[v]).any() else np.nan
-        ax.plot(t, error[v], lw=1, label=f"{name} (median {med:.1f} px)")
+        line, = ax.plot(t, smoothed[v], lw=1.2, label=f"{name} (median {med:.1f} px)")
+        ax.plot(t, error[v], lw=0.5, alpha=0.2, color=line.get_color())
     ax.set(xlabel="time (s)", ylabel="reprojection error (px, median over joints)",
            title=title or "reprojection error per camera")
     ax.set_yscale("symlog", linthresh=10)
@@ -146,7 +195,8 @@ def plot_views_used(path, fractions: np.ndarray, view_names, fps: float = 60.0, 
     return _save(fig, path)
 
 
-def plot_bone_lengths(path, lengths: np.ndarray, fps: float = 60.0, bones=BONES, title: str = "") -> Path:
+def plot_bone_lengths(path, lengths: np.ndarray, fps: float = 60.0, bones=BONES, title: str = "",
+                      smooth: int = 1) -> Path:
     """Each bone's length divided by its median over time, with its coefficient of variation in the legend."""
     plt = _pyplot()
     stab = bone_stability(lengths)
@@ -154,7 +204,7 @@ def plot_bone_lengths(path, lengths: np.ndarray, fps: float = 60.0, bones=BONES,
     t = np.arange(len(lengths)) / fps
     for i, (a, b) in enumerate(bones):
         name = f"{COCO17[a]}-{COCO17[b]}".replace("left_", "L").replace("right_", "R")
-        ax.plot(t, lengths[:, i] / stab["median_cm"][i], lw=0.8,
+        ax.plot(t, rolling_median(lengths[:, i], smooth) / stab["median_cm"][i], lw=0.8,
                 label=f"{name} {stab['median_cm'][i]:.0f} cm, cv {100 * stab['cv'][i]:.1f}%")
     ax.set(xlabel="time (s)", ylabel="length / median", title=title or "bone-length stability")
     ax.legend(fontsize=6, ncol=3)
@@ -172,5 +222,27 @@ def plot_fit_error(path, per_frame: np.ndarray, fps: float = 60.0, total_loss=No
     extra = "" if total_loss is None or not np.isfinite(total_loss) else f" (smpl_loss {total_loss:.4g})"
     ax.set(xlabel="time (s)", ylabel="mean joint error (cm)", title=(title or "SMPL fit error per frame") + extra)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_motion(path, stats: dict, fps: float = 60.0, title: str = "") -> Path:
+    """Joint speed, ankle heights and foot skating over time (see :func:`motion_statistics`)."""
+    plt = _pyplot()
+    fig, (ax0, ax1, ax2) = plt.subplots(3, 1, figsize=FIGSIZE, sharex=True)
+    t = np.arange(len(stats["speed"])) / fps
+    ax0.plot(t, stats["speed"], lw=1, color="k")
+    ax0.set(ylabel="joint speed\n(cm/s)", title=title or "motion")
+    ax1.plot(t, stats["ankle_height"][:, 0], lw=1, color="C1", label="left")
+    ax1.plot(t, stats["ankle_height"][:, 1], lw=1, color="C0", label="right")
+    ax1.set(ylabel="ankle height\n(cm)")
+    ax1.legend(fontsize=7, loc="upper right")
+    ax2.plot(t, stats["skating"][:, 0], ".", ms=2, color="C1")
+    ax2.plot(t, stats["skating"][:, 1], ".", ms=2, color="C0")
+    ax2.set(xlabel="time (s)", ylabel="skating\n(cm/s)",
+            title=f"horizontal ankle speed in floor contact, median {stats['skating_median_cm_s']:.1f} cm/s")
+    ax2.title.set_fontsize(8)
+    for ax in (ax0, ax1, ax2):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)

@@ -10,6 +10,7 @@ Files, for a sequence NAME (what the data allows; a generated motion has no came
     NAME_qa_views.png             views used per joint over time
     NAME_qa_bones.png             bone-length stability
     NAME_qa_fit.png               SMPL fit error per frame (cm) and the stored smpl_loss
+    NAME_qa_motion.png            joint speed, ankle heights, foot skating (also for a generated motion)
     NAME_qa.json                  the numbers behind the plots (medians per view, bone cv, fit error)
     NAME_mesh.png                 the SMPL mesh (stand-in or real model) at ``frame``, two views
 """
@@ -217,6 +218,25 @@ def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict
             skipped["qa_fit"] = "needs keypoints3d and a body model (or a stored per-frame error)"
     else:
         skipped["qa_fit"] = "no SMPL motion"
+    joints = names = None
+    if k3 is not None:
+        from aistpp.skeleton import COCO17
+
+        joints, names = k3, COCO17
+    elif data.smpl is not None and body_model is not None:
+        from aistpp.viz.export import SMPL_JOINT_NAMES
+
+        joints, names = smpl_forward(body_model, data.smpl)["joints"], SMPL_JOINT_NAMES
+    if joints is not None:
+        stats = qa.motion_statistics(joints, names, data.fps)
+        summary["mean_joint_speed_cm_s"] = _num(np.nanmean(stats["speed"]))
+        summary["foot_skating_median_cm_s"] = _num(stats["skating_median_cm_s"])
+        path, keep = target("qa_motion.png")
+        if not keep:
+            qa.plot_motion(path, stats, data.fps, f"{data.name}: motion")
+        paths.append(str(path))
+    else:
+        skipped["qa_motion"] = "needs keypoints3d, or SMPL and a body model"
     jpath = target("qa.json")[0]
     atomic_write_text(jpath, json.dumps(summary, indent=1))
     paths.append(str(jpath))

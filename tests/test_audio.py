@@ -120,3 +120,19 @@ def test_add_music_to_corpus_caches_and_reports(tmp_path, annotations_dir, share
 
     with pytest.raises(AistppError):
         add_music_to_corpus(corpus, tmp_path / "nowhere")
+
+
+def test_cli_add_music(tmp_path, annotations_dir, shared_sequences, mbr2, capsys):
+    from aistpp.cli import main
+    from aistpp.corpus import import_official
+
+    music_dir, _, feats = mbr2
+    corpus = tmp_path / "corpus"
+    import_official(annotations_dir, corpus, sequences=shared_sequences)
+    assert main(["add-music", str(corpus), "--music", str(music_dir)]) == 1  # mJS2 has no file: not a success
+    out = capsys.readouterr().out
+    assert "1 added, 0 already cached, 1 missing" in out and "missing mJS2" in out
+    assert main(["add-music", str(corpus), "--music", str(music_dir), "--music-id", "mBR2"]) == 0
+    assert "0 added, 1 already cached" in capsys.readouterr().out
+    assert main(["add-music", str(tmp_path / "none"), "--music", str(music_dir)]) == 2
+    assert "not a corpus" in capsys.readouterr().err

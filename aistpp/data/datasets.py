@@ -298,7 +298,7 @@ class FACTDataset(torch.utils.data.Dataset):
     (target_frames, 225) float32, ``sequence`` (str) and ``start`` (int, the window's first motion frame); see the
     module docstring for the exact alignment. Deterministic given ``seed`` and the epoch set by
     :meth:`set_epoch` (call it before each epoch to redraw random windows; the same windows come out with any
-    ``num_workers``, with ``persistent_workers=False``).
+    ``num_workers``, persistent or not).
 
     Args:
         corpus: path or :class:`aistpp.corpus.Corpus`; needs SMPL motion and cached music (``aistpp add-music``).

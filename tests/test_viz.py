@@ -13,7 +13,7 @@ from aistpp.errors import AistppError  # noqa: E402
 from aistpp.skeleton import COCO17  # noqa: E402
 from aistpp.viz import qa  # noqa: E402
 from aistpp.viz.animate import AnimationConfig, skeleton_animation  # noqa: E402
-from aistpp.viz.overlay import CANVAS_RGB, overlay_frame, overlay_images  # noqa: E402
+from aistpp.viz.overlay import CANVAS_RGB, crop_boxes, overlay_frame, overlay_images  # noqa: E402
 from aistpp.viz.render import (BACKGROUND, COCO_SKELETON, canvas, look_at_camera, render_mesh,  # noqa: E402
                                render_skeleton)
 
@@ -100,6 +100,15 @@ def test_overlay_joints_at_camera_projection_on_all_9_views(real):
         px = _cv2_project(k3, cam.K, cam.R, cam.tvec, cam.dist) * (640 / 1920, 360 / 1080)
         assert _overlay_hits(img, px, colors) >= 14, f"view {cam.name}: joints not at their projection"
         assert (img[5:40, -60:-5] == CANVAS_RGB).all()  # a corner far from the dancer is the blank canvas
+    # Zoomed on the dancer: the joints sit at (projection - box corner) * tile / box size, and fill the tile.
+    boxes = crop_boxes(real["k3"][i:i + 1], real["cams"], tile)
+    zoomed = overlay_frame(k3, real["cams"], None, None, tile, boxes=boxes)
+    for v, cam in enumerate(real["cams"]):
+        x0, y0, x1, y1 = boxes[v]
+        assert (x1 - x0) / (y1 - y0) == pytest.approx(640 / 360)
+        px = (_cv2_project(k3, cam.K, cam.R, cam.tvec, cam.dist) - (x0, y0)) * (640 / (x1 - x0), 360 / (y1 - y0))
+        assert _overlay_hits(zoomed[v], px, colors) >= 14, f"zoomed view {cam.name}"
+        assert np.ptp(px[:, 1]) > 0.5 * 360 or np.ptp(px[:, 0]) > 0.5 * 640  # the dancer fills the tile
     # A wrong camera (another view's) does not match: the check can fail.
     wrong = _cv2_project(k3, real["cams"][4].K, real["cams"][4].R, real["cams"][4].tvec) * (640 / 1920, 360 / 1080)
     assert _overlay_hits(tiles[0], np.clip(wrong, 1, [638, 358]), colors) < 8

@@ -68,6 +68,8 @@ def register(sub) -> None:
     p.add_argument("--videos", metavar="DIR", help="folder of the sequence's 9 videos <video_name>.mp4 (overlays "
                                                    "are drawn on them)")
     p.add_argument("--overlay-video", action="store_true", help="also write the overlay mosaic over --frames")
+    p.add_argument("--crop", action="store_true",
+                   help="zoom every overlay view on the dancer (one fixed box per view) instead of the whole frame")
     p.add_argument("--smpl-model", metavar="PATH",
                    help="SMPL model file or folder for joints, mesh and fit error (default: the generated stand-in)")
     p.add_argument("--overwrite", action="store_true", help="redraw files that already exist")
@@ -99,7 +101,7 @@ def cmd_viz(args) -> int:
     body_model = load_body_model(args.smpl_model) if needs_model else None
     config = VizConfig(products=what, joints=args.joints, frames=_frames(args.frames), frame=args.frame,
                        fmt=args.fmt, size=_size(args.size), tile=_size(args.tile), overlay_video=args.overlay_video,
-                       overwrite=args.overwrite)
+                       crop=args.crop, overwrite=args.overwrite)
     written = render_sequence(data, args.out, compare=compare, body_model=body_model, config=config,
                               videos_dir=args.videos, progress=sys.stderr.isatty())
     for product in PRODUCTS:

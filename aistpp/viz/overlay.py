@@ -22,38 +22,72 @@ DETECTION_RGB = (255, 255, 255)
 
 
 def draw_view(keypoints2d_projected: np.ndarray | None, size, tile=(640, 360), frame: np.ndarray | None = None,
-              detections: np.ndarray | None = None, min_confidence: float = 0.15, label: str | None = None
-              ) -> np.ndarray:
+              detections: np.ndarray | None = None, min_confidence: float = 0.15, label: str | None = None,
+              box=None) -> np.ndarray:
     """One view tile (tile_h, tile_w, 3) uint8 RGB.
 
     keypoints2d_projected: (17, 2) px of the full frame ``size`` (w, h) (NaN = not drawn); frame: (h, w, 3) RGB
     video frame or None (grey canvas); detections: (17, 3) px + confidence, drawn as crosses where confidence >=
-    ``min_confidence``. Points are scaled by tile / size.
+    ``min_confidence``. Points are scaled by tile / size; with ``box`` (x0, y0, x1, y1) px the tile shows only that
+    part of the frame (same aspect as the tile, see :func:`crop_boxes`) and points map into it.
     """
     import cv2
 
     from aistpp.detect.draw import draw_keypoints
 
     tw, th = int(tile[0]), int(tile[1])
-    sx, sy = tw / float(size[0]), th / float(size[1])
+    x0, y0, x1, y1 = (0.0, 0.0, float(size[0]), float(size[1])) if box is None else (float(b) for b in box)
+    sx, sy = tw / (x1 - x0), th / (y1 - y0)
     if frame is None:
         img = np.empty((th, tw, 3), np.uint8)
         img[:] = CANVAS_RGB
-    else:
+    elif box is None:
         img = cv2.resize(np.asarray(frame, np.uint8), (tw, th), interpolation=cv2.INTER_AREA)
+    else:
+        # affine crop + scale; outside the frame stays the canvas colour
+        m = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]])
+        img = cv2.warpAffine(np.asarray(frame, np.uint8), m, (tw, th), flags=cv2.INTER_AREA,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=CANVAS_RGB)
     if detections is not None:
         det = np.asarray(detections, np.float64)
         ok = np.isfinite(det).all(-1) & (det[:, 2] >= min_confidence)
-        for x, y in det[ok, :2] * (sx, sy):
+        for x, y in (det[ok, :2] - (x0, y0)) * (sx, sy):
             cv2.drawMarker(img, (int(round(x)), int(round(y))), DETECTION_RGB, cv2.MARKER_CROSS,
                            max(5, int(0.012 * tw)), 1, cv2.LINE_AA)
     if keypoints2d_projected is not None:
-        p = np.asarray(keypoints2d_projected, np.float64) * (sx, sy)
+        p = (np.asarray(keypoints2d_projected, np.float64) - (x0, y0)) * (sx, sy)
         kp = np.concatenate([p, np.ones((len(p), 1))], axis=1)
         img = draw_keypoints(img, kp, min_conf=0.5)
     if label:
         cv2.putText(img, label, (6, th - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
     return img
+
+
+def crop_boxes(keypoints3d: np.ndarray, cameras, tile=(640, 360), margin: float = 0.3,
+               min_height_px: float = 200.0) -> np.ndarray:
+    """(V, 4) boxes x0, y0, x1, y1 px (full frame) around the projected keypoints3d (..., 17, 3) cm of all the
+    given frames in each view, grown by ``margin`` of their size, at least ``min_height_px`` tall, with the aspect of
+    ``tile``; one fixed box per view, so an overlay video does not jitter. Views that see nothing get the frame."""
+    import warnings
+
+    proj = cameras.project(np.asarray(keypoints3d, np.float64).reshape(-1, 3))  # (V, M, 2)
+    aspect = tile[0] / float(tile[1])
+    boxes = []
+    for v, cam in enumerate(cameras):
+        w, h = cam.size
+        p = proj[v][np.isfinite(proj[v]).all(axis=1)]
+        p = p[(p[:, 0] > -w) & (p[:, 0] < 2 * w) & (p[:, 1] > -h) & (p[:, 1] < 2 * h)]
+        if not len(p):
+            boxes.append((0.0, 0.0, float(w), float(h)))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = p.min(axis=0), p.max(axis=0)
+        c = 0.5 * (lo + hi)
+        bh = max((hi[1] - lo[1]) * (1 + 2 * margin), (hi[0] - lo[0]) * (1 + 2 * margin) / aspect, min_height_px)
+        bw = bh * aspect
+        boxes.append((c[0] - bw / 2, c[1] - bh / 2, c[0] + bw / 2, c[1] + bh / 2))
+    return np.array(boxes)
 
 
 def mosaic(tiles, cols: int = 3) -> np.ndarray:
@@ -71,16 +105,19 @@ def mosaic(tiles, cols: int = 3) -> np.ndarray:
 
 
 def overlay_frame(keypoints3d: np.ndarray | None, cameras, frames=None, keypoints2d: np.ndarray | None = None,
-                  tile=(640, 360), min_confidence: float = 0.15, frame_index: int | None = None) -> list[np.ndarray]:
+                  tile=(640, 360), min_confidence: float = 0.15, frame_index: int | None = None,
+                  boxes=None) -> list[np.ndarray]:
     """The V view tiles of one frame: keypoints3d (17, 3) cm projected through ``cameras``; frames: list of V RGB
-    frames (or None entries / None); keypoints2d: (V, 17, 3) detections or None. Returns V (h, w, 3) RGB tiles."""
+    frames (or None entries / None); keypoints2d: (V, 17, 3) detections or None; boxes: (V, 4) crop boxes
+    (:func:`crop_boxes`) or None for the whole frame. Returns V (h, w, 3) RGB tiles."""
     proj = None if keypoints3d is None else cameras.project(np.asarray(keypoints3d, np.float64))  # (V, 17, 2)
     tiles = []
     for v, cam in enumerate(cameras):
         fr = None if frames is None else frames[v]
         label = cam.name if frame_index is None else f"{cam.name} frame {frame_index}"
         tiles.append(draw_view(None if proj is None else proj[v], cam.size, tile, fr,
-                               None if keypoints2d is None else keypoints2d[v], min_confidence, label))
+                               None if keypoints2d is None else keypoints2d[v], min_confidence, label,
+                               None if boxes is None else boxes[v]))
     return tiles
 
 
@@ -102,11 +139,12 @@ def _video_frames(videos_dir, sequence, n_frames, views, indices):
 
 
 def overlay_images(keypoints3d: np.ndarray | None, cameras, indices, keypoints2d=None, videos_dir=None,
-                   sequence: str | None = None, tile=(640, 360), min_confidence: float = 0.15):
+                   sequence: str | None = None, tile=(640, 360), min_confidence: float = 0.15, crop: bool = False):
     """Yield (frame index, mosaic (3 h, 3 w, 3) RGB) for each grid frame in ``indices`` (sorted).
 
     keypoints3d (N, 17, 3) cm or None; keypoints2d (V, N, 17, 3) or None; with ``videos_dir`` and ``sequence`` the
-    tiles show the decoded videos (views that are missing or unreadable fall back to the blank canvas).
+    tiles show the decoded videos (views that are missing or unreadable fall back to the blank canvas); ``crop``
+    zooms every view on the dancer (one fixed box per view over ``indices``, from keypoints3d).
     """
     indices = sorted(int(i) for i in indices)
     n = None
@@ -116,6 +154,7 @@ def overlay_images(keypoints3d: np.ndarray | None, cameras, indices, keypoints2d
         n = keypoints2d.shape[1]
     if n is not None and indices and (indices[0] < 0 or indices[-1] >= n):
         raise AistppError(f"frame indices must lie in 0..{n - 1}, got {indices[0]}..{indices[-1]}")
+    boxes = crop_boxes(keypoints3d[indices], cameras, tile) if crop and keypoints3d is not None else None
     if videos_dir is not None:
         from aistpp.naming import VIEWS
 
@@ -125,17 +164,17 @@ def overlay_images(keypoints3d: np.ndarray | None, cameras, indices, keypoints2d
         source = ((i, None) for i in indices)
     for i, frames in source:
         tiles = overlay_frame(None if keypoints3d is None else keypoints3d[i], cameras, frames,
-                              None if keypoints2d is None else keypoints2d[:, i], tile, min_confidence, i)
+                              None if keypoints2d is None else keypoints2d[:, i], tile, min_confidence, i, boxes)
         yield i, mosaic(tiles)
 
 
 def write_overlay_video(path, keypoints3d, cameras, indices, keypoints2d=None, videos_dir=None, sequence=None,
-                        tile=(640, 360), fps: float = 60.0) -> Path:
+                        tile=(640, 360), fps: float = 60.0, crop: bool = False) -> Path:
     """The 3x3 overlay mosaic of the given frames as an mp4/gif (see :func:`overlay_images`)."""
     from aistpp.viz.animate import write_video
 
     frames = (img[..., ::-1] for _, img in overlay_images(keypoints3d, cameras, indices, keypoints2d, videos_dir,
-                                                          sequence, tile))
+                                                          sequence, tile, crop=crop))
     return write_video(path, frames, fps)
 
 

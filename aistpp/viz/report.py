@@ -38,7 +38,8 @@ class VizConfig:
     """What ``aistpp viz`` draws. products: subset of ``skeleton, overlay, qa, mesh``; joints: ``auto`` (keypoints3d
     when every drawn sequence has them, else SMPL joints), ``keypoints3d`` or ``smpl``; frames: (start, stop, step)
     of the animation / overlay video (stop None = end); frame: the still frame (None = middle); fmt: ``mp4`` or
-    ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay view."""
+    ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay view; crop: zoom the overlay views
+    on the dancer."""
 
     products: tuple[str, ...] = PRODUCTS
     joints: str = "auto"
@@ -48,6 +49,7 @@ class VizConfig:
     size: tuple[int, int] = (480, 480)
     tile: tuple[int, int] = (640, 360)
     overlay_video: bool = False
+    crop: bool = False
     min_confidence: float = 0.15
     overwrite: bool = False
 
@@ -122,14 +124,16 @@ def render_sequence(data: SequenceData, out_dir, compare: SequenceData | None = 
             path, keep = target("overlay.png")
             if not keep:
                 _, img = next(overlay_images(data.keypoints3d, data.cameras, [still], data.keypoints2d, videos_dir,
-                                             data.name if videos_dir else None, config.tile, config.min_confidence))
+                                             data.name if videos_dir else None, config.tile, config.min_confidence,
+                                             crop=config.crop))
                 write_overlay_png(path, img)
             paths.append(str(path))
             if config.overlay_video:
                 path, keep = target(f"overlay.{config.fmt}")
                 if not keep:
                     write_overlay_video(path, data.keypoints3d, data.cameras, indices, data.keypoints2d, videos_dir,
-                                        data.name if videos_dir else None, config.tile, data.fps / (step or 1))
+                                        data.name if videos_dir else None, config.tile, data.fps / (step or 1),
+                                        crop=config.crop)
                 paths.append(str(path))
             written["overlay"] = paths
 

@@ -137,6 +137,11 @@ def test_parallel_resume(videos, tmp_path):
     other = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=VideoConfig(expected_size=(W, H),
                                      batch_size=4), workers=1, parts_dir=parts)
     np.testing.assert_array_equal(other["keypoints2d"], res["keypoints2d"])
+    # two worker processes give the same answer as one
+    par = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=cfg, workers=2)
+    np.testing.assert_array_equal(par["keypoints2d"], res["keypoints2d"])
+    np.testing.assert_array_equal(par["det_scores"], res["det_scores"])
+    assert par["status"]["c07"]["holes"] == [11] and par["status"]["c04"]["state"] == "missing"
 
 
 def test_cli_onnx_backend(videos, tmp_path):

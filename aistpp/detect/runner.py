@@ -130,10 +130,14 @@ def detect_sequence_parallel(videos_dir: str | Path, sequence: str, spec: Detect
             collect(view, result)
     else:
         import multiprocessing as mp
+        import os
 
+        n_workers = min(workers, len(todo))
+        if spec.backend == "onnx" and not spec.options.get("threads"):  # no oversubscription: share the cores
+            threads = max(1, len(os.sched_getaffinity(0)) // n_workers)
+            spec = DetectorSpec(spec.backend, spec.model, {**spec.options, "threads": threads})
         ctx = mp.get_context("spawn")  # no fork of a process that may hold TFLite / ORT threads
-        with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(todo)),
-                                                           mp_context=ctx) as pool:
+        with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
             q = manager.Queue()
             futures = {pool.submit(_view_job, videos_dir, seq, v, spec, n, video_config, config, q)
                        for v in todo}

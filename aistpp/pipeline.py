@@ -42,8 +42,8 @@ class PipelineConfig:
     pkl, the default: the official pipeline's input to triangulation) or ``keypoints3d`` (official pkl; only the
     SMPL fit runs). stages: subset of ``("triangulate", "smpl")``. smpl_model: SMPL file or directory (None = the
     generated stand-in). frames: optional ``(start, stop)`` to reconstruct only those frames (debugging, tests).
-    triangulation / fit / detector: stage configs (None = that stage's defaults, which follow the official
-    pipeline). min_views_present: a sequence with fewer views holding any detection fails with that reason.
+    triangulation / fit: stage configs (None = that stage's defaults, which follow the official pipeline);
+    detector: an :class:`aistpp.detect.runner.DetectorSpec` (None = MediaPipe, the offline default). min_views_present: a sequence with fewer views holding any detection fails with that reason.
     """
 
     source: str = "keypoints2d"
@@ -52,7 +52,7 @@ class PipelineConfig:
     frames: tuple[int, int] | None = None
     triangulation: object = None
     fit: object = None
-    detector: str = "mediapipe"
+    detector: object = None
     min_views_present: int = 2
 
     def __post_init__(self):
@@ -91,12 +91,19 @@ class PipelineConfig:
 
         return FitConfig()
 
+    def detector_spec(self):
+        if self.detector is not None:
+            return self.detector
+        from aistpp.detect.runner import DetectorSpec
+
+        return DetectorSpec()
+
     def to_dict(self) -> dict:
         """Everything that determines the output (hashed into the corpus for resume): stage configs included."""
         d = {"source": self.source, "stages": list(self.stages), "frames": list(self.frames) if self.frames else None,
              "min_views_present": self.min_views_present}
         if self.source == "videos":
-            d["detector"] = self.detector
+            d["detector"] = _config_dict(self.detector_spec())
         if self.runs_triangulation:
             d["triangulation"] = _config_dict(self.triangulation_config())
         if self.runs_smpl:
@@ -159,6 +166,16 @@ def _body_model(path: str | None):
     return _BODY_MODELS[key]
 
 
+_DETECTORS: dict = {}
+
+
+def _detector(spec):
+    key = json.dumps(_config_dict(spec), sort_keys=True)
+    if key not in _DETECTORS:
+        _DETECTORS[key] = spec.build()
+    return _DETECTORS[key]
+
+
 def _load_2d(task: SequenceTask, tree, timings: dict) -> dict:
     cfg = task.config
     t = time.perf_counter()
@@ -167,7 +184,9 @@ def _load_2d(task: SequenceTask, tree, timings: dict) -> dict:
             raise AistppError("--from videos needs --videos DIR")
         from aistpp.detect import detect_sequence
 
-        out = detect_sequence(task.videos, task.sequence, cfg.detector)
+        spec = cfg.detector_spec()
+        out = detect_sequence(task.videos, task.sequence, _detector(spec),
+                              n_frames=cfg.frames[1] if cfg.frames else None)
         data = {k: np.asarray(out[k]) for k in ("keypoints2d", "det_scores", "timestamps") if k in out}
         timings["detect"] = time.perf_counter() - t
     else:

@@ -33,6 +33,9 @@ def register(sub) -> None:
                    help="parallel sequences (local processes or Ray CPUs; default 1)")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="local process pool (default) or Ray")
     p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--detector", choices=("mediapipe", "onnx"), default="mediapipe",
+                   help="2D detector for --from videos (default mediapipe; onnx needs --detector-model)")
+    p.add_argument("--detector-model", metavar="FILE", help="the .onnx pose model of --detector onnx")
     p.add_argument("--frames", metavar="START:STOP", help="reconstruct only these frames (debugging)")
     p.add_argument("--force", action="store_true", help="redo sequences even if finished with the same config")
     p.add_argument("--commit-every", type=int, default=8, metavar="N",
@@ -101,8 +104,16 @@ def cmd_reconstruct(args) -> int:
     from aistpp.pipeline import PipelineConfig, reconstruct, select_sequences
 
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    detector = None
+    if args.source == "videos":
+        from pathlib import Path
+
+        from aistpp.detect.runner import DetectorSpec
+
+        model = str(Path(args.detector_model).resolve()) if args.detector_model else None
+        detector = DetectorSpec(args.detector, model)
     config = PipelineConfig(source=args.source, stages=stages, smpl_model=args.smpl_model,
-                            frames=_parse_frames(args.frames))
+                            frames=_parse_frames(args.frames), detector=detector)
     if args.source == "videos" and not args.videos:
         raise AistppError("--from videos needs --videos DIR")
     if args.workers < 1:

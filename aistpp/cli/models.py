@@ -83,6 +83,9 @@ def register(sub) -> None:
     p.add_argument("--crop", metavar="N|none", help="frames kept per motion (bailando 1200, fact none)")
     p.add_argument("--reference", choices=("test", "all"), help="FID reference pool: test split or all motions")
     p.add_argument("--beat-align", choices=("fact", "bailando"), help="BeatAlign variant")
+    p.add_argument("--test-split", metavar="NAME|FILE",
+                   help="ground-truth row (and 'test' reference pool): split name or names file (default "
+                        "crossmodal_test; 'all' = every corpus motion)")
     p.add_argument("--out", metavar="FILE", help="write the result as JSON (default GENERATED/metrics.json)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
@@ -175,6 +178,8 @@ def cmd_evaluate(args) -> int:
         overrides["reference"] = args.reference
     if args.beat_align:
         overrides["beat_align"] = args.beat_align
+    if args.test_split:
+        overrides["test_split"] = None if args.test_split == "all" else args.test_split
     config = EvalConfig.preset(args.profile, **overrides)
     if args.smpl_model is None:
         log.warning("no --smpl-model: using the generated stand-in body; numbers are not comparable with "

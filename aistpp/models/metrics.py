@@ -220,7 +220,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise AistppError("frechet_distance: mean / covariance shapes differ")
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    import warnings
+
+    with warnings.catch_warnings():  # singular covariances are normal with fewer motions than feature dims
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
     if not np.isfinite(covmean).all():
         log.warning("FID: singular product; adding %g to the covariance diagonals", eps)
         offset = np.eye(sigma1.shape[0]) * eps
@@ -328,7 +332,7 @@ class EvalConfig:
     fact_beat_order: int = 10
     bailando_smoothing: float = 5.0
     beat_sigma: float = 3.0
-    test_split: str = "crossmodal_test"
+    test_split: str | None = "crossmodal_test"   # ground-truth row: a split name, a names file, None = all
     ignore_list: bool = True         # drop the official ignore list from the ground-truth sets
 
     def __post_init__(self):

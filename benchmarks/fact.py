@@ -129,7 +129,11 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--skip-metrics", action="store_true")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (on a shared, busy CPU 1 can be much faster than 2)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else

@@ -93,3 +93,15 @@ def test_demo_step(corpus, tmp_path):
     assert s["train"]["steps"] == 3 and len(s["generated"]) == 2
     assert s["metrics"]["generated"]["n"] == 2
     assert (tmp_path / "demo" / "metrics.json").is_file()
+    assert s["metrics"]["generated"]["n"] == 2 and np.isfinite(s["metrics"]["generated"]["FID_k"])
+
+
+def test_fact_demo_step_adapter(corpus, tmp_path):
+    from types import SimpleNamespace
+
+    from aistpp.models.demo import fact_demo_step
+
+    ctx = SimpleNamespace(corpus=corpus, out=tmp_path, music=None, config=SimpleNamespace(seed=1), results={})
+    step = fact_demo_step(ctx)
+    assert step.title.startswith("FACT") and "ground_truth" in "\n".join(step.lines)
+    assert ctx.results["fact"]["train"]["steps"] == 20

@@ -55,9 +55,20 @@ def demo_step(corpus_path, out_dir, music_dir=None, steps: int = 20, batch_size:
         add_music_to_corpus(corpus_path, music_dir)
         corpus = Corpus(corpus_path)
     t = time.perf_counter()
-    dataset = FACTDataset(corpus, split=None, seed=seed)
+    # mint's windows (120 seed, 240 music, 20 target frames) when the sequences are long enough, else shorter
+    # windows of the same proportions (a short demo sample still trains, generates and evaluates)
+    shortest = min(corpus.frames(s) for s in corpus.sequences())
+    if shortest >= 240:
+        seed_len, audio_len, target_len = 120, 240, 20
+    elif shortest >= 8:
+        seed_len, audio_len = shortest // 2, shortest
+        target_len = min(20, audio_len - seed_len)
+    else:
+        raise AistppError(f"demo sequences have {shortest} frames; FACT needs at least 8", corpus_path)
+    dataset = FACTDataset(corpus, split=None, seed=seed, seed_frames=seed_len, audio_frames=audio_len,
+                          target_frames=target_len)
     torch.manual_seed(seed)
-    model = build_fact("tiny")
+    model = build_fact("tiny", motion_len=seed_len, audio_len=audio_len, target_len=target_len)
     bs = max(1, min(batch_size, len(dataset)))
     cfg = TrainConfig(steps=steps, batch_size=bs, learning_rate=1e-3, lr_schedule=(), log_every=1,
                       checkpoint_every=steps, seed=seed, tensorboard=False)

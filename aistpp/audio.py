@@ -336,6 +336,8 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
             result["added"].append(m)
             log.info("music %s: %d frames from %s", m, feats.shape[0], path.name)
         writer.flush()
+        if own and result["added"]:
+            writer.compact()  # merge the per-music commits into fewer shards
     finally:
         if own:
             writer.close()

@@ -119,6 +119,7 @@ def test_selection_split_file_genres_ignore(corpus_dir, annotations_dir):
     assert select_sequences(corpus_dir, split=annotations_dir / "splits" / "crossmodal_train.txt") == [BR, JS]
     assert select_sequences(corpus_dir, genres="gJS") == [JS]
     assert select_sequences(corpus_dir, ignore=[BR]) == [JS]
+    assert select_sequences(corpus_dir, split=[JS, "gBR_sBM_cAll_d05_mBR0_ch01"]) == [JS]  # absent name logged
     with pytest.raises(AistppError):
         select_sequences(corpus_dir, split="crossmodal_bogus")
     ds = FACTDataset(corpus_dir, genres=["gBR"], stride=100)

@@ -61,8 +61,8 @@ def select_sequences(corpus, split=None, genres=None, ignore=True) -> list[str]:
 
     Args:
         split: None (all); a name in :data:`SPLIT_NAMES` (rules of :mod:`aistpp.splits` on the sequence name);
-            or the path of a split file (one name per line, as ``aistpp split --out`` writes). Names of a split
-            file missing from the corpus are logged.
+            the path of a split file (one name per line, as ``aistpp split --out`` writes); or a list of names.
+            Requested names missing from the corpus are logged.
         genres: None, a comma string ``"gBR,gPO"`` or an iterable of genre codes.
         ignore: True drops sequences flagged ``quality.ignore_list`` in the corpus (set by ``import-official``
             and the pipeline from the official ignore list); False keeps them; a path to an ``ignore_list.txt``
@@ -70,7 +70,15 @@ def select_sequences(corpus, split=None, genres=None, ignore=True) -> list[str]:
     """
     corpus = _open_corpus(corpus)
     names = corpus.sequences()
-    if split is not None:
+    if split is not None and not isinstance(split, (str, Path)):
+        wanted = [parse_name(n).sequence for n in split]
+        present = set(names)
+        absent = [n for n in wanted if n not in present]
+        if absent:
+            log.warning("%d of %d requested sequences are not in the corpus (e.g. %s)", len(absent), len(wanted),
+                        absent[0])
+        names = [n for n in wanted if n in present]
+    elif split is not None:
         split_str = str(split)
         if split_str in SPLIT_NAMES:
             kind, subset = split_str.split("_")

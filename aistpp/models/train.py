@@ -176,7 +176,13 @@ class BatchStream:
 # ------------------------------------------------------------------------------------------- RNG and ckpts
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """RNG states of torch (CPU, CUDA), NumPy and Python as tensors and plain values (loadable with
+    ``torch.load(weights_only=True)``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -184,7 +190,9 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -221,8 +229,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise AistppError("checkpoint not found", path)
     try:
-        # our own files; they hold numpy RNG states and plain dicts, so weights_only is off
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        # tensors and plain containers only: no arbitrary unpickling
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - corrupt / foreign file
         raise AistppError(f"cannot read checkpoint: {type(err).__name__}: {err}", path) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
@@ -383,8 +391,6 @@ def train(model: FACTModel, dataset, config: TrainConfig = TrainConfig(), run_di
                 pred = net(motion, audio)
             tl = target.shape[1]
             loss = torch.mean((target - pred[:, :tl].float()) ** 2)
-            if not torch.isfinite(loss):
-                raise AistppError(f"training diverged: loss {loss.item()} at step {step}", run_dir)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -396,6 +402,9 @@ def train(model: FACTModel, dataset, config: TrainConfig = TrainConfig(), run_di
             loss_acc += loss_value
             loss_n += 1
             bar.update(1)
+            if step % config.log_every == 0 or step == config.steps:
+                if not torch.isfinite(loss_acc):  # checked at log steps only: no device sync per step
+                    raise AistppError(f"training diverged: non-finite loss before step {step}", run_dir)
             if is_main and (step % config.log_every == 0 or step == config.steps):
                 now = time.perf_counter()
                 row = {"step": step, "epoch": epoch, "loss": f"{float(loss_value):.6g}",

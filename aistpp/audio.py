@@ -81,8 +81,13 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if not path.is_file():
         raise AistppError("music file not found", path)
     librosa = _librosa()
+    import warnings
+
     try:
-        y, _ = librosa.load(str(path), sr=sample_rate, mono=True)
+        with warnings.catch_warnings():  # librosa's audioread fallback warns; a failure is reported below
+            warnings.filterwarnings("ignore", message="PySoundFile failed", category=UserWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning, module="librosa")
+            y, _ = librosa.load(str(path), sr=sample_rate, mono=True)
     except Exception as err:  # soundfile / audioread raise many types
         raise AistppError(f"cannot read audio ({type(err).__name__}: {err})", path) from None
     if y.size == 0:

@@ -136,3 +136,20 @@ def test_cli_add_music(tmp_path, annotations_dir, shared_sequences, mbr2, capsys
     assert "0 added, 1 already cached" in capsys.readouterr().out
     assert main(["add-music", str(tmp_path / "none"), "--music", str(music_dir)]) == 2
     assert "not a corpus" in capsys.readouterr().err
+
+
+def test_find_and_load_wav_mp3(tmp_path):
+    from aistpp.audio import find_music_files, load_audio
+
+    y, _ = click_track(2.0)
+    sf.write(tmp_path / "mJS2.mp3", y, FILE_SR, format="MP3")
+    sf.write(tmp_path / "mBR2.mp3", y, FILE_SR, format="MP3")
+    sf.write(tmp_path / "mBR2.wav", y, FILE_SR, subtype="PCM_16")
+    (tmp_path / "notes.txt").write_text("not music")
+    found = find_music_files(tmp_path)
+    assert found == {"mBR2": tmp_path / "mBR2.wav", "mJS2": tmp_path / "mJS2.mp3"}  # wav preferred
+    wav, mp3 = load_audio(found["mBR2"]), load_audio(found["mJS2"])
+    assert wav.dtype == np.float32 and abs(len(wav) - 2.0 * SAMPLE_RATE) <= 1
+    assert abs(len(mp3) - 2.0 * SAMPLE_RATE) < 0.1 * SAMPLE_RATE  # the mp3 encoder pads a little
+    with pytest.raises(AistppError):
+        load_audio(tmp_path / "notes.txt")

@@ -88,8 +88,10 @@ class KeypointLayer(torch.nn.Module):
         offsets[1:] = self.rest_joints[1:] - self.rest_joints[self.parents[1:]]
         self.register_buffer("offsets", offsets)
 
-    def forward(self, poses: torch.Tensor):
-        """poses (B, 72) axis-angle -> joints (B, 24, 3), face vertices (B, 5, 3)."""
+    def kinematics(self, poses: torch.Tensor):
+        """poses (B, 72) -> global rotations (B, 24, 3, 3), joints (B, 24, 3), face vertices (B, 5, 3), and each
+        face vertex as moved by each joint's transform alone (B, 5, 24, 3) (the face vertex is their
+        skinning-weighted sum)."""
         bsz = poses.shape[0]
         rot = axis_angle_to_matrix(poses.reshape(bsz, 24, 3))                             # (B, 24, 3, 3)
         glob_r = [rot[:, 0]]
@@ -102,12 +104,15 @@ class KeypointLayer(torch.nn.Module):
         joints = torch.stack(glob_t, dim=1)                                                # (B, 24, 3)
         eye = torch.eye(3, dtype=poses.dtype, device=poses.device)
         pose_feature = (rot[:, 1:] - eye).reshape(bsz, 207)
-        face = self.face_rest + (pose_feature @ self.face_posedirs).reshape(bsz, 5, 3)
+        face = self.face_rest + (pose_feature @ self.face_posedirs).reshape(bsz, 5, 3)   # (B, 5, 3) posed rest
         # LBS: x' = sum_j w_j (R_j (x - rest_j) + joint_j)
-        rel_t = joints - (rots @ self.rest_joints[:, :, None])[..., 0]                     # (B, 24, 3)
-        r_blend = torch.einsum("vj,bjmn->bvmn", self.face_weights, rots)
-        t_blend = torch.einsum("vj,bjm->bvm", self.face_weights, rel_t)
-        face = (r_blend @ face[..., None])[..., 0] + t_blend
+        per_joint = torch.einsum("bjmn,bvjn->bvjm", rots, face[:, :, None] - self.rest_joints) + joints[:, None]
+        face = torch.einsum("vj,bvjm->bvm", self.face_weights, per_joint)
+        return rots, joints, face, per_joint
+
+    def forward(self, poses: torch.Tensor):
+        """poses (B, 72) axis-angle -> joints (B, 24, 3), face vertices (B, 5, 3)."""
+        _, joints, face, _ = self.kinematics(poses)
         return joints, face
 
     def keypoints(self, poses: torch.Tensor) -> torch.Tensor:

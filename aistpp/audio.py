@@ -211,8 +211,8 @@ class MusicAlignment:
 
 
 def align_music(sequence: str, music_id: str, motion_frames: int, music_frames: int, timestamps_us=None,
-                fps: int = FPS) -> MusicAlignment:
-    """Align motion frames to music frames by time and report mismatches (logged as a warning).
+                fps: int = FPS, warn: bool = True) -> MusicAlignment:
+    """Align motion frames to music frames by time and report mismatches (logged as a warning when ``warn``).
 
     Args:
         timestamps_us: (N,) int64 motion timestamps in microseconds (None: frame k at k / fps s).
@@ -228,7 +228,7 @@ def align_music(sequence: str, music_id: str, motion_frames: int, music_frames: 
     index = np.where((index >= 0) & (index < music_frames), index, -1)
     out = MusicAlignment(sequence, music_id, int(motion_frames), int(music_frames), index,
                          missing=int((index < 0).sum()), offset_frames=offset)
-    if not out.ok:
+    if warn and not out.ok:
         log.warning("%s", out.message())
     return out
 

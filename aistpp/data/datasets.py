@@ -136,7 +136,8 @@ class SequenceDataset(torch.utils.data.Dataset):
             (FACT motion vectors (N, 225), or 219 with ``pad=False``) and ``"music"`` ((N, 35) music features
             aligned to the motion frames by timestamp, zero where there is no music, with ``music_mask`` (N,)
             bool). Sequences lacking a requested field are skipped and listed in :attr:`skipped`.
-        cache: keep every item's arrays in memory after the first read (per process).
+        cache: keep every item's arrays in memory after the first read (per process; the cached tensors are
+            returned as they are, so do not modify them in place).
 
     Items: dict of tensors (float fields as float32) keyed by flat names (``smpl_poses``...) plus ``sequence``,
     ``music_id``, ``genre``, ``frames`` and ``attrs`` (the corpus attributes).
@@ -178,6 +179,7 @@ class SequenceDataset(torch.utils.data.Dataset):
             log.warning("SequenceDataset: skipped %d sequence(s) lacking requested fields (e.g. %s: %s)",
                         len(self.skipped), *next(iter(self.skipped.items())))
         self._cache: dict[int, dict] = {}
+        self._warned: set[str] = set()
         self.corpus.close()
 
     def __len__(self) -> int:
@@ -212,7 +214,9 @@ class SequenceDataset(torch.utils.data.Dataset):
             mid = attrs["music"]
             music = self.corpus.music(mid)
             fps = int(attrs.get("fps", 60))
-            al = align_music(seq, mid, frames, music.shape[0], _timestamps(self.corpus, seq, frames, fps), fps)
+            al = align_music(seq, mid, frames, music.shape[0], _timestamps(self.corpus, seq, frames, fps), fps,
+                             warn=seq not in self._warned)
+            self._warned.add(seq)  # report a mismatch once per process, not every epoch
             ok = al.music_index >= 0
             out = np.zeros((frames, music.shape[1]), np.float32)
             out[ok] = music[al.music_index[ok]]

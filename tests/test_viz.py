@@ -274,3 +274,36 @@ def test_motion_statistics_known_answer():
     assert stats["skating_median_cm_s"] == pytest.approx(30.0)
     x = np.array([1.0, 5.0, 2.0, np.nan, 3.0, 100.0, 4.0])
     np.testing.assert_allclose(qa.rolling_median(x, 3), [3.0, 2.0, 3.5, 2.5, 51.5, 4.0, 52.0])
+
+
+def test_cli_viz_on_a_corpus_uses_its_diagnostics(tree, shared_sequences, tmp_path, capsys):
+    """On a corpus the QA uses the stored views_used and per-frame SMPL error (here known patterns)."""
+    from aistpp.corpus import CorpusWriter, camera_arrays, sequence_attrs
+
+    seq, other = shared_sequences
+    n = 60
+    k2 = tree.read("keypoints2d", seq)["keypoints2d"][:, :n]
+    k3 = tree.read("keypoints3d", seq)
+    m = tree.read("motions", seq)
+    views_used = np.full((n, 17), 0b1111, np.uint16)  # views c01..c04 only
+    ramp = np.linspace(1.0, 3.0, n).astype(np.float32)
+    arrays = {"keypoints2d": k2, "keypoints3d": k3["keypoints3d"][:n], "keypoints3d_optim": k3["keypoints3d_optim"][:n],
+              "views_used": views_used, "reprojection_error": np.ones((n, 17), np.float32),
+              "smpl_poses": m["smpl_poses"][:n], "smpl_trans": m["smpl_trans"][:n], "smpl_scaling": m["smpl_scaling"],
+              "smpl_loss": np.float64(0.5), "smpl_per_frame_error": ramp, **camera_arrays(tree.cameras_for(seq))}
+    with CorpusWriter(tmp_path / "corpus") as w:
+        w.add_sequence(seq, arrays, sequence_attrs(seq, "setting1"))
+        w.add_sequence(other, {"keypoints3d": tree.read("keypoints3d", other)["keypoints3d"][:n]},
+                       sequence_attrs(other, "setting4"))
+    out = tmp_path / "pics"
+    assert main(["viz", str(tmp_path / "corpus"), "--sequence", seq, "--compare", other, "--out", str(out),
+                 "--what", "qa,skeleton", "--size", "96x96", "--frames", "::10"]) == 0
+    summary = json.loads((out / f"{seq}_qa.json").read_text())
+    assert summary["mean_views_per_joint"] == pytest.approx(4.0)
+    assert summary["fit_error_median_cm"] == pytest.approx(float(np.median(ramp)), rel=1e-5)
+    assert summary["smpl_loss"] == pytest.approx(0.5)
+    assert "views_used_from" not in summary
+    cap = cv2.VideoCapture(str(out / f"{seq}_skeleton.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 192
+    assert main(["viz", str(tmp_path / "corpus"), "--out", str(out)]) == 2  # two sequences: which one?
+    assert "--sequence" in capsys.readouterr().err

@@ -346,7 +346,7 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
     finally:
         if own:
             writer.close()
-    mismatches = [a for a in corpus_alignment(corpus_path) if not a.ok]
+    mismatches = [a for a in corpus_alignment(writer.root if not own else corpus_path) if not a.ok]
     result["alignment"] = [a.to_dict() for a in mismatches]
     return result
 

@@ -109,6 +109,10 @@ def test_add_music_to_corpus_caches_and_reports(tmp_path, annotations_dir, share
     with Corpus(corpus) as c:
         np.testing.assert_array_equal(c.music("mBR2"), feats)
     assert add_music_to_corpus(corpus, music_dir)["cached"] == ["mBR2"]  # resumable, nothing recomputed
+    from aistpp.corpus import CorpusWriter
+
+    with CorpusWriter(corpus) as w:  # the pipeline passes its own writer (it holds the corpus lock)
+        assert add_music_to_corpus(corpus, music_dir, writer=w)["cached"] == ["mBR2"]
 
     res = add_music_to_corpus(corpus, short, music_ids=["mBR2"], overwrite=True)
     assert res["added"] == ["mBR2"]

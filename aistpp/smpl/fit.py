@@ -67,7 +67,9 @@ class FitConfig:
     fit_scale: bool = True               # False: keep the bone-length estimate of the scale
     gap_frames: int = 15                 # missing keypoints in gaps up to this long get interpolated targets ...
     gap_weight: float = 0.3              # ... with this weight (relative to a confidence of 1)
-    device: str | None = None            # None: cuda when available, else cpu
+    device: str | None = None            # None: the body model's device (load it on cuda to fit on the GPU)
+    cpu_threads: int | None = 1          # torch threads while fitting on CPU (small per-frame ops: 1 avoids
+                                         # oversubscription); None leaves torch's setting alone
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -479,6 +481,17 @@ def fit_sequence(keypoints3d, body_model, config: FitConfig = FitConfig(), weigh
     weights (N, 17) confidences / visibilities >= 0 (default 1; NaN keypoints get 0); betas (10,) or None (= 0).
     Returns :class:`SMPLFit` (official motions format).
     """
+    device = config.device or str(body_model.v_template.device)
+    threads = torch.get_num_threads()
+    if config.cpu_threads and device == "cpu":
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        return _fit_sequence(keypoints3d, body_model, config, weights, betas, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_sequence(keypoints3d, body_model, config, weights, betas, device) -> SMPLFit:
     t0 = time.perf_counter()
     kp = np.asarray(keypoints3d, dtype=np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (17, 3) or len(kp) == 0:
@@ -495,7 +508,6 @@ def fit_sequence(keypoints3d, body_model, config: FitConfig = FitConfig(), weigh
         target, w_fit = fill_w
     else:
         w_fit = w
-    device = config.device or str(body_model.v_template.device)  # default: where the caller put the model
     layer = KeypointLayer(body_model, betas).to(device)
 
     scale0, orient0, body0, trans0 = initialize(np.where(w[..., None] > 0, kp, np.nan), w, layer)

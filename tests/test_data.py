@@ -128,6 +128,20 @@ def test_selection_split_file_genres_ignore(corpus_dir, annotations_dir):
         FACTDataset(corpus_dir, split="crossmodal_test")
 
 
+def _corpus_without_music(corpus_dir):
+    """A copy of the test corpus whose manifest lists no music."""
+    import json
+    import shutil
+
+    dst = corpus_dir.parent / "no_music"
+    if not dst.exists():
+        shutil.copytree(corpus_dir, dst)
+        manifest = json.loads((dst / "manifest.json").read_text())
+        manifest["music"] = {}
+        (dst / "manifest.json").write_text(json.dumps(manifest))
+    return dst
+
+
 def test_sequence_dataset_items_and_collate(corpus_dir, official, tree):
     from torch.utils.data import DataLoader
 
@@ -149,6 +163,10 @@ def test_sequence_dataset_items_and_collate(corpus_dir, official, tree):
     assert batch["music_mask"][0].all()
     np.testing.assert_array_equal(batch["music"][1, :500].numpy(), _music("mJS2"))
     assert not batch["music_mask"][1, 500:].any() and not batch["music"][1, 500:].any()
+
+    # a field the corpus lacks for every sequence is an error that says what to do; for some, they are skipped
+    with pytest.raises(AistppError, match="add-music"):
+        SequenceDataset(_corpus_without_music(corpus_dir), fields=("smpl", "music"))
 
     # collate pads and masks variable lengths (known answer on hand-made items)
     items = [{"motion": torch.ones(3, 2), "keypoints2d": torch.ones(2, 3, 17, 3), "smpl_scaling": torch.ones(1),

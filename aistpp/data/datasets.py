@@ -175,6 +175,11 @@ class SequenceDataset(torch.utils.data.Dataset):
                 self.skipped[seq] = f"music {self.corpus.attrs(seq).get('music')} not in the corpus"
             else:
                 self.sequences.append(seq)
+        if self.skipped and not self.sequences:
+            seq, why = next(iter(self.skipped.items()))
+            raise AistppError(f"SequenceDataset: all {len(self.skipped)} selected sequences lack requested fields "
+                              f"(e.g. {seq}: {why}); request fewer fields (fields=...) or add the data "
+                              "(music: aistpp add-music)", self.corpus.root)
         if self.skipped:
             log.warning("SequenceDataset: skipped %d sequence(s) lacking requested fields (e.g. %s: %s)",
                         len(self.skipped), *next(iter(self.skipped.items())))

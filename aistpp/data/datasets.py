@@ -486,16 +486,19 @@ class FACTDataset(torch.utils.data.Dataset):
             target = self._motion[rows[:, None] + (c.shift + np.arange(c.target_frames))]
             audio = self._music[(self._music_rows[seq] + start)[:, None] + np.arange(c.audio_frames)]
         else:
-            motion, target, audio = [], [], []
             end = max(c.seed_frames, c.shift + c.target_frames)
+            poses, trans, scaling, audio = [], [], [], []
             for i, s in zip(seq.tolist(), start.tolist()):
-                poses, trans, scaling, music = self._h5(i)
-                m = self._encode({"smpl/poses": poses[s:s + end], "smpl/trans": trans[s:s + end],
-                                  "smpl/scaling": scaling})
-                motion.append(m[:c.seed_frames])
-                target.append(m[c.shift:c.shift + c.target_frames])
+                p_ds, t_ds, sc, music = self._h5(i)
+                poses.append(p_ds[s:s + end])  # reads only the chunks of these frames
+                trans.append(t_ds[s:s + end])
+                scaling.append(np.asarray(sc, np.float32).reshape(1))
                 m0 = int(self._offsets[i]) + s
                 audio.append(np.asarray(music[m0:m0 + c.audio_frames], np.float32))
+            m = self._encode({"smpl/poses": np.stack(poses), "smpl/trans": np.stack(trans),
+                              "smpl/scaling": np.stack(scaling)})  # one batched encode: (B, end, 225)
+            motion = m[:, :c.seed_frames]
+            target = m[:, c.shift:c.shift + c.target_frames]
         motion_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in motion]
         target_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in target]
         audio_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in audio]

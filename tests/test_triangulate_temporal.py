@@ -9,7 +9,6 @@ from aistpp.skeleton import BONES
 from aistpp.synth import synth_multiview
 from aistpp.triangulate import (TriangulationConfig, optimize_temporal, reconstruct_keypoints3d, reprojection_errors,
                                 triangulate_robust)
-from aistpp.triangulate.temporal import solve_block_tridiagonal
 
 
 def _bone_cv(X):
@@ -82,17 +81,59 @@ def test_temporal_can_be_disabled(synth):
     np.testing.assert_array_equal(res.keypoints3d_optim, res.keypoints3d)
 
 
-def test_block_tridiagonal_solver_against_dense():
+def test_gauss_newton_system_matches_numerical_jacobian(synth):
+    """The banded J^T W J and J^T W r equal those of an independently written residual vector's numerical
+    Jacobian (soft-L1 switched off with a huge scale, so W = the observation weights)."""
+    from aistpp.triangulate.dlt import normalize_points
+    from aistpp.triangulate.temporal import _Problem
+
+    cap, cams = synth
+    F = 4
+    kp = cap.keypoints2d[:, :F].astype(np.float64)
+    obs_w = (np.isfinite(kp).all(-1) & (kp[..., 2] >= 0.15)).astype(float)
+    xy = normalize_points(np.where(obs_w[..., None] > 0, kp, np.nan), cams)
+    extr = cams.extrinsics
+    focal = 0.5 * (cams.K[:, 0, 0] + cams.K[:, 1, 1])
     rng = np.random.default_rng(0)
-    F, K, c = 7, 5, 0.8
-    A = rng.normal(size=(F, K, K))
-    D = A @ A.transpose(0, 2, 1) + 3 * np.eye(K)
-    H = np.zeros((F * K, F * K))
-    for f in range(F):
-        H[f * K:(f + 1) * K, f * K:(f + 1) * K] = D[f]
-        if f + 1 < F:
-            H[f * K:(f + 1) * K, (f + 1) * K:(f + 2) * K] = -c * np.eye(K)
-            H[(f + 1) * K:(f + 2) * K, f * K:(f + 1) * K] = -c * np.eye(K)
-    rhs = rng.normal(size=(F, K))
-    np.testing.assert_allclose(solve_block_tridiagonal(D, rhs, c).ravel(), np.linalg.solve(H, rhs.ravel()),
-                               atol=1e-10)
+    X = cap.keypoints3d[:F] + rng.normal(0, 2.0, (F, 17, 3))
+    L = np.full(len(BONES), 30.0)
+    s_smooth, s_length = 3.0, 2.0
+    prob = _Problem(xy, obs_w, extr, focal, X, BONES, 1e9, s_smooth, s_length)
+    ab, g = prob.system(X, L)
+
+    def residuals(x):
+        P = x.reshape(F, 17, 3)
+        out = []
+        for v in range(len(cams)):
+            cam = P @ extr[v, :, :3].T + extr[v, :, 3]
+            res = focal[v] * (cam[..., :2] / cam[..., 2:3] - np.nan_to_num(xy[v]))
+            out.append((res * obs_w[v][..., None]).ravel())
+        out.append((s_smooth * np.diff(P, axis=0)).ravel())
+        b = np.asarray(BONES)
+        out.append((s_length * 100 / L * (np.linalg.norm(P[:, b[:, 0]] - P[:, b[:, 1]], axis=-1) - L)).ravel())
+        return np.concatenate(out)
+
+    x0 = X.ravel()
+    eps = 1e-5
+    Jn = np.stack([(residuals(x0 + eps * e) - residuals(x0 - eps * e)) / (2 * eps) for e in np.eye(x0.size)], 1)
+    H = Jn.T @ Jn
+    n, u = x0.size, ab.shape[0] - 1
+    Hb = np.zeros((n, n))
+    for d in range(u + 1):
+        idx = np.arange(d, n)
+        Hb[idx - d, idx] = ab[u - d, d:]
+    Hb = np.triu(Hb) + np.triu(Hb, 1).T
+    np.testing.assert_allclose(Hb, H, rtol=1e-5, atol=1e-5 * np.abs(H).max())
+    np.testing.assert_allclose(g, Jn.T @ residuals(x0), rtol=1e-5, atol=1e-6 * np.abs(g).max())
+
+
+def test_joint_never_seen_stays_nan(synth):
+    cap, cams = synth
+    kp = cap.keypoints2d[:, :80].copy()
+    kp[:, :, 3] = np.nan  # left ear never detected
+    rob = triangulate_robust(kp, cams)
+    opt = optimize_temporal(kp, cams, rob.keypoints3d, inliers=rob.inliers)
+    assert np.isnan(opt[:, 3]).all()
+    others = np.delete(np.arange(17), 3)
+    assert np.isfinite(opt[:, others]).all()
+    assert np.isnan(optimize_temporal(kp, cams, np.full((80, 17, 3), np.nan))).all()

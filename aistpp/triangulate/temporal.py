@@ -10,7 +10,7 @@ The objective follows aniposelib's ``triangulate_optim`` (what produced the offi
 
 It is solved by Levenberg-Marquardt with iteratively reweighted least squares for the soft-L1 loss. Unknowns are
 ordered frame by frame, so the Gauss-Newton matrix is block tridiagonal (51 x 51 blocks; frames couple only through
-smoothness): each step is one block-Thomas solve, linear in the number of frames. Bone lengths are updated in closed form between
+smoothness), i.e. banded: each step is one banded Cholesky solve, linear in the number of frames. Bone lengths are updated in closed form between
 steps. Missing points are linearly interpolated in time for the start and then held by smoothness and bones.
 Long sequences are processed in overlapping chunks blended linearly across the overlap.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy.linalg import solveh_banded
 from scipy.signal import medfilt
 
 from aistpp.errors import AistppError
@@ -65,6 +66,7 @@ class _Problem:
         self.n = F * J * 3
         self.bw = 3 * J  # bandwidth (upper diagonals)
         self.xy, self.obs_w, self.extr, self.focal = xy, obs_w, extr, focal
+        self.xy0 = np.nan_to_num(xy)
         self.bones = np.asarray(bones, int).reshape(-1, 2)
         self.s_reproj, self.s_smooth, self.s_length = s_reproj, s_smooth, s_length
         self.X0 = X0
@@ -72,12 +74,12 @@ class _Problem:
     # -- residual pieces ------------------------------------------------------------------------------------
     def reproj(self, X):
         R, t = self.extr[:, :, :3], self.extr[:, :, 3]
-        cam = np.einsum("vik,fjk->vfji", R, X) + t[:, None, None, :]
+        cam = (X.reshape(1, -1, 3) @ R.transpose(0, 2, 1) + t[:, None, :]).reshape(self.V, self.F, self.J, 3)
         z = cam[..., 2]
         zs = np.where(np.abs(z) < 1e-6, 1e-6, z)
         p = cam[..., :2] / zs[..., None]
         f = self.focal[:, None, None, None]
-        r = f * (p - np.nan_to_num(self.xy))  # (V, F, J, 2) px
+        r = f * (p - self.xy0)  # (V, F, J, 2) px
         return r, cam, zs, p
 
     def bone_lengths(self, X):
@@ -94,9 +96,11 @@ class _Problem:
         rb = self.s_length * 100 * (ln - L) / L
         return c_rep + c_smooth + (rb ** 2).sum()
 
-    # -- Gauss-Newton system: block tridiagonal, diagonal blocks (F, 3J, 3J), off-diagonal -s^2 I ---------------
+    # -- Gauss-Newton system in banded form --------------------------------------------------------------------
     def system(self, X, L):
-        V, F, J = self.V, self.F, self.J
+        """Gauss-Newton matrix ``J^T W J`` in LAPACK upper banded storage ``ab`` (3J + 1, n), ``ab[u + i - j, j]
+        = H[i, j]`` for i <= j, and gradient ``g = J^T W r`` (n,) (half the gradient of :meth:`cost` at fixed L)."""
+        V, F, J, n, bw = self.V, self.F, self.J, self.n, self.bw
         r, cam, z, p = self.reproj(X)
         e2 = (r * r).sum(-1)
         s2 = self.s_reproj ** 2
@@ -107,23 +111,26 @@ class _Problem:
         Jr = (R[:, None, None, :2, :] - p[..., :, None] * R[:, None, None, 2:3, :]) / z[..., None, None]
         Jr = Jr * f[..., None]
         WJ = w[..., None, None] * Jr
-        H_blk = np.einsum("vfjai,vfjak->fjik", WJ, Jr, optimize=True)  # (F, J, 3, 3)
-        g = np.einsum("vfjai,vfja->fji", WJ, r, optimize=True)  # (F, J, 3)
-        D = np.zeros((F, J, 3, J, 3))
-        jj = np.arange(J)
-        D[:, jj, :, jj, :] = H_blk.transpose(1, 0, 2, 3)
+        g = np.stack([(WJ[..., i] * r).sum(axis=(0, 3)) for i in range(3)], axis=-1)  # (F, J, 3)
+        rows, cols, vals = [], [], []
+        base = (np.arange(F)[:, None] * J + np.arange(J)[None, :]) * 3  # (F, J)
+        for i in range(3):  # per-point 3x3 blocks sum_v,a w J_ai J_ak
+            for k in range(i, 3):
+                rows.append((base + i).ravel())
+                cols.append((base + k).ravel())
+                vals.append((WJ[..., i] * Jr[..., k]).sum(axis=(0, 3)).ravel())
         # smoothness: residual s (X[f+1] - X[f]) per coordinate
         s2m = self.s_smooth ** 2
         diff = np.diff(X, axis=0) * self.s_smooth  # (F-1, J, 3)
         g[:-1] -= self.s_smooth * diff
         g[1:] += self.s_smooth * diff
-        cnt = np.full(F, 2.0)
-        cnt[0] = cnt[-1] = 1.0
-        if F == 1:
-            cnt[:] = 0
-        D = D.reshape(F, 3 * J, 3 * J)
-        idx = np.arange(3 * J)
-        D[:, idx, idx] += (cnt * s2m)[:, None]
+        if F > 1:
+            cnt = np.full((F, J * 3), 2.0)
+            cnt[0] = cnt[-1] = 1.0
+            idx = np.arange(n)
+            rows.append(idx), cols.append(idx), vals.append(cnt.ravel() * s2m)
+            i0 = np.arange(n - bw)
+            rows.append(i0), cols.append(i0 + bw), vals.append(np.full(n - bw, -s2m))
         # bones: residual c (|X_a - X_b| - L), c = scale_length * 100 / L
         if len(self.bones):
             d, ln = self.bone_lengths(X)
@@ -135,13 +142,22 @@ class _Problem:
             np.add.at(g, (slice(None), a), gb)
             np.add.at(g, (slice(None), b), -gb)
             uu = (c ** 2)[None, :, None, None] * u[..., :, None] * u[..., None, :]  # (F, B, 3, 3)
-            D5 = D.reshape(F, J, 3, J, 3)
-            for i, (ja, jb) in enumerate(self.bones):
-                D5[:, ja, :, ja, :] += uu[:, i]
-                D5[:, jb, :, jb, :] += uu[:, i]
-                D5[:, ja, :, jb, :] -= uu[:, i]
-                D5[:, jb, :, ja, :] -= uu[:, i]
-        return D, g.reshape(F, 3 * J), s2m
+            ba = (np.arange(F)[:, None] * J + a[None]) * 3
+            bb = (np.arange(F)[:, None] * J + b[None]) * 3
+            for i in range(3):
+                for k in range(3):
+                    if k >= i:  # (a, a) and (b, b) blocks: +uu
+                        rows += [(ba + i).ravel(), (bb + i).ravel()]
+                        cols += [(ba + k).ravel(), (bb + k).ravel()]
+                        vals += [uu[..., i, k].ravel(), uu[..., i, k].ravel()]
+                    ia, ib = (ba + i).ravel(), (bb + k).ravel()  # (a, b) block: -uu, stored in the upper triangle
+                    rows.append(np.minimum(ia, ib)), cols.append(np.maximum(ia, ib))
+                    vals.append(-uu[..., i, k].ravel())
+        rows = np.concatenate(rows)
+        cols = np.concatenate(cols)
+        flat = (bw + rows - cols) * n + cols
+        ab = np.bincount(flat, weights=np.concatenate(vals), minlength=(bw + 1) * n).reshape(bw + 1, n)
+        return ab, g.ravel()
 
     def update_lengths(self, X):
         """Closed-form minimizer of sum_t ((l_t - L) / L)^2: L = sum l^2 / sum l."""
@@ -149,36 +165,31 @@ class _Problem:
         return (ln ** 2).sum(0) / np.maximum(ln.sum(0), 1e-9)
 
 
-def solve_block_tridiagonal(D: np.ndarray, rhs: np.ndarray, c: float) -> np.ndarray:
-    """Solve the SPD block-tridiagonal system with diagonal blocks D (F, K, K) and off-diagonal blocks ``-c I``.
+def _single_thread_blas():
+    """Context limiting BLAS/LAPACK to one thread: the many small dense/banded calls here are 10-50x slower with
+    OpenBLAS threads on a busy machine. A no-op when threadpoolctl is missing."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        import contextlib
 
-    rhs: (F, K). Block Thomas algorithm (one K x K inverse per frame); entries below 1e-200 of a block's scale are
-    flushed to zero each step so no subnormal numbers build up along long sequences. Returns (F, K).
-    """
-    F, K, _ = D.shape
-    Sinv = np.empty_like(D)
-    z = np.empty_like(rhs)
-    prev_inv = None
-    for f in range(F):
-        S = D[f] if prev_inv is None else D[f] - (c * c) * prev_inv
-        zf = rhs[f] if prev_inv is None else rhs[f] + c * (prev_inv @ z[f - 1])
-        inv = np.linalg.inv(S)
-        inv[np.abs(inv) < 1e-200 * np.abs(inv).max()] = 0.0
-        Sinv[f] = inv
-        z[f] = zf
-        prev_inv = inv
-    x = np.empty_like(rhs)
-    x[-1] = Sinv[-1] @ z[-1]
-    for f in range(F - 2, -1, -1):
-        x[f] = Sinv[f] @ (z[f] + c * x[f + 1])
-    return x
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _optimize_chunk(xy, obs_w, extr, focal, X0, bones, cfg) -> np.ndarray:
+    with _single_thread_blas():
+        return _optimize_chunk_lm(xy, obs_w, extr, focal, X0, bones, cfg)
+
+
+def _optimize_chunk_lm(xy, obs_w, extr, focal, X0, bones, cfg) -> np.ndarray:
     V, F, J = obs_w.shape
     seen = np.isfinite(X0).all(-1).any(0)  # (J,)
+    if not seen.any():
+        return np.full(X0.shape, np.nan)
     Xi = interpolate_gaps(X0)
     Xi[:, ~seen] = 0.0
+    obs_w = np.where(seen[None, None, :], obs_w, 0.0)  # a joint never triangulated here is left out (stays NaN)
     bones = [b for b in bones if seen[b[0]] and seen[b[1]]]
     s_smooth = cfg["scale_smooth"] * _velocity_scale(Xi[:, seen])
     prob = _Problem(xy, obs_w, extr, focal, Xi, bones, cfg["reproj_threshold_px"], s_smooth, cfg["scale_length"])
@@ -190,16 +201,14 @@ def _optimize_chunk(xy, obs_w, extr, focal, X0, bones, cfg) -> np.ndarray:
     cost = prob.cost(X, L)
     lam = 1e-3
     for it in range(cfg["max_iters"]):
-        D, g, c = prob.system(X, L)
-        K = D.shape[1]
-        kk = np.arange(K)
-        diag = D[:, kk, kk].copy()
+        ab, g = prob.system(X, L)
+        diag = ab[-1].copy()
         scale = np.maximum(diag, 1e-6 * max(diag.max(), 1.0))
         accepted = False
         for _ in range(8):
-            D[:, kk, kk] = diag + lam * scale + 1e-9
+            ab[-1] = diag + lam * scale + 1e-9
             try:
-                step = solve_block_tridiagonal(D, -g, c)
+                step = solveh_banded(ab, -g, check_finite=False)
             except np.linalg.LinAlgError:
                 lam *= 10
                 continue

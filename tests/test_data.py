@@ -73,6 +73,15 @@ def test_fact_windows_equal_official_computation(corpus_dir, official, cache, ca
     assert starts[:n_br].max() <= 576 - 240 and starts[n_br:].max() <= 500 - 240
     for i in range(len(ds)):
         _check_window(ds[i], official)
+    # batches and single windows are copies: modifying them in place leaves the dataset (and its cache) intact
+    from torch.utils.data import DataLoader
+
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    for key in ("motion", "audio", "target"):
+        batch[key].add_(1.0)
+        ds[1][key].add_(1.0)
+    for i in range(4):
+        _check_window(ds[i], official)
     # the grid (evaluation) mode uses fixed starts 0, stride, ...
     grid = FACTDataset(corpus_dir, split="crossmodal_train", stride=40, random_windows=False, cache=cache)
     assert [s for _, s in grid.window_index()][:n_br] == list(range(0, 576 - 240 + 1, 40))

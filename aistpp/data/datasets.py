@@ -472,19 +472,31 @@ class FACTDataset(torch.utils.data.Dataset):
         return index
 
     def __getitem__(self, index: int) -> dict:
-        return self.__getitems__([index])[0]
+        """One window; its tensors are fresh copies."""
+        return self._fetch([index], copy=True)[0]
 
     def __getitems__(self, indices) -> list[dict]:
-        """Batched fetch (used by ``DataLoader`` since torch 2.1): one gather for all windows of a batch."""
+        """Batched fetch, what ``DataLoader`` calls (torch >= 2.1) before ``collate_fn``.
+
+        With the cache, the windows are views of the cached arrays (no copy: the default collate makes the one
+        copy into the batch); a custom ``collate_fn`` must not modify them in place. Use ``dataset[i]`` for a
+        window of your own."""
+        return self._fetch(indices, copy=False)
+
+    def _fetch(self, indices, copy: bool) -> list[dict]:
         idx = np.asarray([self._check_index(int(k)) for k in indices], np.int64)
         seq = self._slot_seq[idx]
         start = self.starts()[idx]
         c = self.config
         if self._motion is not None:
-            rows = self._motion_rows[seq] + start  # (B,)
-            motion = self._motion[rows[:, None] + np.arange(c.seed_frames)]
-            target = self._motion[rows[:, None] + (c.shift + np.arange(c.target_frames))]
-            audio = self._music[(self._music_rows[seq] + start)[:, None] + np.arange(c.audio_frames)]
+            rows = (self._motion_rows[seq] + start).tolist()
+            arows = (self._music_rows[seq] + start).tolist()
+            cache_m, cache_a, shift = self._motion, self._music, c.shift
+            motion = [cache_m[r:r + c.seed_frames] for r in rows]  # contiguous row ranges: views
+            target = [cache_m[r + shift:r + shift + c.target_frames] for r in rows]
+            audio = [cache_a[r:r + c.audio_frames] for r in arows]
+            if copy:
+                motion, target, audio = ([a.copy() for a in x] for x in (motion, target, audio))
         else:
             end = max(c.seed_frames, c.shift + c.target_frames)
             poses, trans, scaling, audio = [], [], [], []
@@ -499,8 +511,7 @@ class FACTDataset(torch.utils.data.Dataset):
                               "smpl/scaling": np.stack(scaling)})  # one batched encode: (B, end, 225)
             motion = m[:, :c.seed_frames]
             target = m[:, c.shift:c.shift + c.target_frames]
-        motion_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in motion]
-        target_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in target]
-        audio_t = [torch.from_numpy(np.ascontiguousarray(a)) for a in audio]
-        return [{"motion": m, "audio": a, "target": t, "sequence": self.sequences[i], "start": int(s)}
-                for m, a, t, i, s in zip(motion_t, audio_t, target_t, seq.tolist(), start.tolist())]
+        names = self.sequences
+        from_numpy = torch.from_numpy
+        return [{"motion": from_numpy(m), "audio": from_numpy(a), "target": from_numpy(t), "sequence": names[i],
+                 "start": s} for m, a, t, i, s in zip(motion, audio, target, seq.tolist(), start.tolist())]

@@ -75,8 +75,8 @@ def dlt_normalized(xy: np.ndarray, extrinsics: np.ndarray, weights: np.ndarray, 
         _, _, vh = np.linalg.svd(A, full_matrices=False)
         h = vh[:, -1, :]
     elif method == "eigh":
-        N = np.einsum("vmri,vmrj->mij", A, A)
-        _, vecs = np.linalg.eigh(N)
+        B = np.moveaxis(A, 0, 1).reshape(-1, 2 * V, 4)
+        _, vecs = np.linalg.eigh(B.transpose(0, 2, 1) @ B)
         h = vecs[:, :, 0]
     else:
         raise AistppError(f"unknown DLT method {method!r}; expected 'svd' or 'eigh'")

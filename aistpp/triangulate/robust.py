@@ -2,12 +2,19 @@
 
 Algorithm (exhaustive two-view consensus, vectorized):
 
-1. Weighted DLT with every kept view. Points whose every view reprojects within ``inlier_threshold_px`` are done
-   (the common case on real data).
-2. For the remaining points, every pair of kept views gives a hypothesis (a closed-form two-view linear solve);
-   each hypothesis is scored by its inlier views (reprojection error < threshold), ties broken by the mean inlier
-   error. This finds the consensus set even with many outlier views, which leave-one/two-out subsets cannot.
-3. The best consensus set is refit by weighted DLT and the inlier set re-evaluated (``refine_iters`` times).
+1. Weighted linear triangulation with every kept view. Points whose every view reprojects within
+   ``inlier_threshold_px`` are done (the common case on real data).
+2. a. For the others, drop the worst view and refit; accepted when every remaining view agrees and the dropped
+      one does not (a single outlier view, the next most common case).
+   b. For the rest, every pair of kept views gives a hypothesis (a closed-form two-view solve); each is scored by
+      its inlier views (reprojection error < threshold), ties broken by summed confidence and mean inlier error.
+      This finds the consensus set even with many outlier views, which leave-one/two-out subsets cannot.
+3. The consensus set is refit and the inlier set re-evaluated against every kept view (``refine_iters`` times).
+
+The linear solves here fix the homogeneous coordinate to 1 (3x3 normal equations solved in closed form, rows
+weighted by confidence), which is cheaper than the SVD of :func:`triangulate_dlt` and equivalent for
+non-degenerate points. Everything runs on arrays of all points at once (pair hypotheses in blocks of ``block``
+points, two threads).
 
 Errors are measured in pixels on undistorted points (normalized error times the focal length); the reported
 per-point ``reprojection_error`` is the mean pixel error over the inlier views in the original (distorted) image.

@@ -139,8 +139,9 @@ class _Problem:
             rb = c * (ln - L)  # (F, B)
             gb = (c * rb)[..., None] * u  # (F, B, 3)
             a, b = self.bones[:, 0], self.bones[:, 1]
-            np.add.at(g, (slice(None), a), gb)
-            np.add.at(g, (slice(None), b), -gb)
+            for i, (ja, jb) in enumerate(self.bones):
+                g[:, ja] += gb[:, i]
+                g[:, jb] -= gb[:, i]
             uu = (c ** 2)[None, :, None, None] * u[..., :, None] * u[..., None, :]  # (F, B, 3, 3)
             ba = (np.arange(F)[:, None] * J + a[None]) * 3
             bb = (np.arange(F)[:, None] * J + b[None]) * 3

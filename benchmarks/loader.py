@@ -163,11 +163,11 @@ def main(argv=None) -> int:
                       for _ in range(args.repeat))
         print(f"context: DataLoader with 2 workers moving zero windows of the same sizes (transfer only): "
               f"{ceiling:9.0f} windows/s")
-        ok_ratio = results[(True, 0)] / base >= 20 and results[(True, 2)] / base >= 20
-        ok_rate = results[(True, 2)] >= 5000
-        print(f"targets: >= 20x per-sequence path: {'met' if ok_ratio else 'NOT met'}; "
-              f">= 5,000 windows/s with 2 workers: {'met' if ok_rate else 'NOT met'} "
-              f"({results[(True, 2)]:.0f})")
+        r0, r2 = results[(True, 0)], results[(True, 2)]
+        print(f"targets (cached path): >= 20x per-sequence path: 0 workers {r0 / base:.1f}x "
+              f"{'met' if r0 / base >= 20 else 'NOT met'}, 2 workers {r2 / base:.1f}x "
+              f"{'met' if r2 / base >= 20 else 'NOT met'}; >= 5,000 windows/s with 2 workers: {r2:.0f} "
+              f"{'met' if r2 >= 5000 else 'NOT met'}")
     return 0
 
 

@@ -129,6 +129,9 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--skip-metrics", action="store_true")
+    ap.add_argument("--gpu-plan", action="store_true",
+                    help="run the GPU plan (batch 32, AMP vs fp32) on any device (smoke test with --preset tiny)")
+    ap.add_argument("--preset", default="paper", help="preset of the GPU plan (default paper)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads (on a shared, busy CPU 1 can be much faster than 2)")
     args = ap.parse_args()
@@ -138,7 +141,7 @@ def main():
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
              f", {torch.get_num_threads()} threads"))
-    if device.type == "cpu":
+    if device.type == "cpu" and not args.gpu_plan:
         plans = [("tiny", 8, 10, 60)]
         if not args.skip_paper:
             plans.append(("paper", 2, 2, 3))
@@ -153,7 +156,7 @@ def main():
             fps, _ = bench_generate(preset, 1, frames, device)
             print(f"generate {preset:5s} batch  1: {fps:8.2f} frames/s  ({1200 / fps:.0f} s for a 1200-frame dance)")
     else:
-        for preset, batch, steps in (("paper", 32, 10),):
+        for preset, batch, steps in ((args.preset, 32, 10),):
             fp32 = bench_train(preset, batch, steps, device)
             for name, dt in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
                 amp = bench_train(preset, batch, steps, device, dt)

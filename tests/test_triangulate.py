@@ -36,8 +36,8 @@ def test_dlt_known_answer_and_min_views(official):
     k2, k3, cams = next(iter(official.values()))
     truth = k3["keypoints3d_optim"][:50]
     # independent projection with OpenCV (distortion included)
-    proj = np.stack([cv2.projectPoints(truth.reshape(-1, 1, 3), c.rvec, c.tvec, c.K, c.dist)[0].reshape(truth.shape[:2] + (2,))
-                     for c in cams])
+    proj = np.stack([cv2.projectPoints(truth.reshape(-1, 1, 3), c.rvec, c.tvec, c.K, c.dist)[0]
+                     .reshape(truth.shape[:2] + (2,)) for c in cams])
     kp = np.concatenate([proj, np.ones(proj.shape[:-1] + (1,))], axis=-1)
     np.testing.assert_allclose(triangulate_dlt(kp, cams), truth, atol=1e-5)
     np.testing.assert_allclose(triangulate_dlt(kp, cams, weighted=True), truth, atol=1e-5)
@@ -99,7 +99,8 @@ def test_robust_diagnostics_match_opencv(official):
     ok = np.isfinite(X).all(-1)
     errs = []
     for v, c in enumerate(cams):
-        p = cv2.projectPoints(np.nan_to_num(X).reshape(-1, 1, 3), c.rvec, c.tvec, c.K, c.dist)[0].reshape(X.shape[:2] + (2,))
+        p = cv2.projectPoints(np.nan_to_num(X).reshape(-1, 1, 3), c.rvec, c.tvec, c.K, c.dist)[0]
+        p = p.reshape(X.shape[:2] + (2,))
         errs.append(np.linalg.norm(p - k2[v, :40, :, :2], axis=-1))
     errs = np.stack(errs)
     m = rob.inliers

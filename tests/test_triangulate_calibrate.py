@@ -4,7 +4,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from aistpp.cli import main
 from aistpp.io.cameras import Camera, CameraGroup, load_cameras

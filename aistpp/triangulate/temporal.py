@@ -10,9 +10,10 @@ The objective follows aniposelib's ``triangulate_optim`` (what produced the offi
 
 It is solved by Levenberg-Marquardt with iteratively reweighted least squares for the soft-L1 loss. Unknowns are
 ordered frame by frame, so the Gauss-Newton matrix is block tridiagonal (51 x 51 blocks; frames couple only through
-smoothness), i.e. banded: each step is one banded Cholesky solve, linear in the number of frames. Bone lengths are updated in closed form between
-steps. Missing points are linearly interpolated in time for the start and then held by smoothness and bones.
-Long sequences are processed in overlapping chunks blended linearly across the overlap.
+smoothness), i.e. banded: each step is one banded Cholesky solve, linear in the number of frames. Bone lengths
+are updated in closed form between steps. Missing points are linearly interpolated in time for the start and
+then held by smoothness and bones. Long sequences are processed in overlapping chunks blended linearly across the
+overlap.
 """
 
 from __future__ import annotations

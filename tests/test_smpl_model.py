@@ -55,6 +55,8 @@ def test_standin_geometry_is_human_and_smpl_oriented(standin):
     assert nose[2] > max(leye[2], reye[2]) - 0.03 and nose[2] > lear[2] + 0.05
     assert leye[0] > 0.01 and reye[0] < -0.01 and lear[0] > 0.05 and rear[0] < -0.05
     assert min(nose[1], leye[1], lear[1]) > j[15, 1]
+    assert 0.055 < np.linalg.norm(leye - reye) < 0.08 and 0.14 < np.linalg.norm(lear - rear) < 0.2   # metres
+    assert 0.035 < np.linalg.norm(nose - leye) < 0.07
     # smplx's own vertex ids for these points (independent source)
     from smplx.vertex_ids import vertex_ids
 

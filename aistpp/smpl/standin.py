@@ -53,7 +53,10 @@ _FOOT_VERTEX_IDS = {"left": {"big_toe": 3216, "small_toe": 3226, "heel": 3387},
 _TIP_VERTEX_IDS = {"left": {"thumb": 2746, "index": 2319, "middle": 2445, "ring": 2556, "pinky": 2673},
                    "right": {"thumb": 6191, "index": 5782, "middle": 5905, "ring": 6016, "pinky": 6133}}
 
-STANDIN_VERSION = "aistpp-standin-1"
+_FACE_IDS = frozenset(FACE_VERTEX_IDS.values())
+_EAR_IDS = frozenset((FACE_VERTEX_IDS["left_ear"], FACE_VERTEX_IDS["right_ear"]))
+
+STANDIN_VERSION = "aistpp-standin-2"
 
 
 def rest_joints() -> np.ndarray:
@@ -139,6 +142,17 @@ def _project_to_ellipsoid(spec, point):
     """The point of the ellipsoid's surface on the ray from its centre through ``point``."""
     local = (np.asarray(point, float) - spec["centre"]) @ spec["axes"].T / spec["radii"]
     return _to_ellipsoid(spec, local / np.linalg.norm(local))
+
+
+def _place_on_head(spec, point, free_axis: int):
+    """Point of the (axis-aligned) head ellipsoid's surface with ``point``'s other two coordinates, solving the
+    ``free_axis`` one on the side ``point`` lies (face points keep x, y and get z; ears keep y, z and get x)."""
+    c, r = spec["centre"], spec["radii"]
+    p = np.asarray(point, float).copy()
+    rest = [a for a in range(3) if a != free_axis]
+    inside = 1 - sum(((p[a] - c[a]) / r[a]) ** 2 for a in rest)
+    p[free_axis] = c[free_axis] + np.sign(p[free_axis] - c[free_axis]) * r[free_axis] * np.sqrt(max(inside, 0.0))
+    return p
 
 
 def _ellipsoid_area(radii) -> float:
@@ -254,7 +268,11 @@ def make_standin_model(seed: int = 0) -> dict:
         ids = [next(free_ids) for _ in range(count)]
         for vid, (part, target) in special.items():
             if part == spec["joint"]:
-                pts = np.vstack([pts, _project_to_ellipsoid(spec, target)])
+                if vid in _FACE_IDS:   # keep the face layout: eyes 6.8 cm apart, nose ahead, ears on the sides
+                    point = _place_on_head(spec, target, free_axis=0 if vid in _EAR_IDS else 2)
+                else:
+                    point = _project_to_ellipsoid(spec, target)
+                pts = np.vstack([pts, point])
                 ids.append(vid)
         ids = np.array(ids)
         vertices[ids] = pts

@@ -114,7 +114,7 @@ def test_full_forward_matches_numpy(scale_mode):
 
 def test_paper_initialisation_and_short_forward():
     torch.manual_seed(0)
-    model = build_fact("paper", motion_len=4, audio_len=8, target_len=4)
+    model = build_fact("paper", motion_len=4, audio_len=8, target_len=4).requires_grad_(False)
     attn = model.cross_transformer.blocks[0].attn
     lim = math.sqrt(6 / (800 + 2400))                       # Glorot uniform, fan_in 800, fan_out 2400
     w = attn.to_qkv.weight.detach()

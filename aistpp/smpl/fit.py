@@ -4,19 +4,25 @@ Model: ``keypoints_cm = s * COCO17(SMPL(global_orient, body_pose, betas)) + tran
 sequence, betas fixed (0 by default, like the official motions), a translation, global orientation and body pose
 per frame.
 
-Energy (all frames together)::
+Energy (summed over frames t; x = model points, y = keypoints, both cm)::
 
-    E = sum_k w_k rho(|x_k - y_k|) / sum_k w_k                       robust data term, cm^2 (Geman-McClure)
-      + smooth_weight     * mean |second difference of the 24 joints + 5 face points|^2   (cm^2 per frame^2)
-      + pose_prior_weight * mean_frames sum |body_pose|^2                                 (rad^2)
-      + hinge_weight      * mean_frames (knee twist/ab-duction^2 + elbow ab-duction^2)   (rad^2)
-      + limit_weight      * mean_frames (knee/elbow hyper-extension^2)                     (rad^2)
+    E = sum_t [ sum_k w_tk rho(|x_tk - y_tk|) / mean_t(sum_k w_tk)          robust data term (Geman-McClure)
+              + smooth_weight * mean_29 points |x_t+1 - 2 x_t + x_t-1|^2    24 joints + 5 face points
+              + pose_prior_weight * |body_pose_t|^2                           (rad^2)
+              + hinge_weight * (knee twist/ab-duction^2 + elbow ab-duction^2)
+              + limit_weight * (knee / elbow hyper-extension^2) ]
 
-``w`` = confidence or visibility weights (NaN keypoints get 0). Initialization is closed form: scale from bone
-lengths, root orientation from hips and shoulders, arms and legs by two-bone inverse kinematics with the elbow/knee
-as a hinge, translation from the torso. Then L-BFGS (strong Wolfe): a rigid stage (scale, orientation,
-translation) and a full stage. Long sequences: the scale is fitted on frames spread over the whole sequence, then
-chunks are fitted with the scale fixed and the previous chunk's last frames as fixed context (warm start, no seam).
+``w`` = confidence or visibility weights (NaN keypoints get 0; short gaps get interpolated targets at a reduced
+weight). Initialization is closed form: scale from bone lengths, root orientation from hips and shoulders, arms and
+legs by two-bone inverse kinematics with the elbow/knee as a hinge, translation from the torso. Then
+
+1. per-frame Levenberg-Marquardt (all frames batched; analytic Jacobians of the kinematic chain, 75 x 75 solves per
+   frame), iteratively reweighted for the robust loss, with the scale and translations updated in closed form
+   between steps -- everything but the temporal term, which couples frames;
+2. L-BFGS (strong Wolfe) on the full energy with the temporal term, scale fixed (smoothing would shrink it).
+
+Long sequences: the scale is fitted on frames spread over the whole sequence, then chunks are fitted with the scale
+fixed and the previous chunk's last frames as fixed context (warm start, no seam).
 
 The official recipe (aistplusplus_api processing/run_estimate_smpl.py) is plain SGD for 10,000 steps with MSE on
 joints and no prior; ``benchmarks/smpl_fit.py`` compares the two.

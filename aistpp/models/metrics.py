@@ -316,6 +316,19 @@ def sequence_beat_align(joints, music_beats, config: "EvalConfig") -> float:
     return beat_align_score(beats[beats < n - 1], mb, "bailando", config.beat_sigma)
 
 
+def motion_beat_align(joints, music_beats, start: int, config: "EvalConfig") -> float:
+    """BeatAlign of the frames ``start`` .. (``start + crop``) of a motion (joints (N, 24, 3)), music beat frames
+    on the same frame axis. ``fact``: motion beats found on the whole motion, both beat sets kept in the range
+    (mint cuts the seed this way); ``bailando``: beats found on the range itself."""
+    beats = np.asarray(music_beats, np.int64)
+    n = len(joints) if config.crop is None else min(len(joints), start + config.crop)
+    if config.beat_align == "fact":
+        mb = motion_beats(joints, "fact", order=config.fact_beat_order)
+        keep = beats[(beats >= start) & (beats < n)] - start
+        return beat_align_score(keep, mb[(mb >= start) & (mb < n)] - start, "fact", config.beat_sigma)
+    return sequence_beat_align(np.asarray(joints)[start:n], beats[beats >= start] - start, config)
+
+
 # --------------------------------------------------------------------------------------------- evaluate
 
 @dataclass(frozen=True)
@@ -454,19 +467,8 @@ def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalCo
         beats = item["meta"].get("music_beats")
         if beats is None:
             b = beats_of(item["music_id"])
-            beats = b + 0 if b is not None else None  # music frame 0 = seed frame 0 when unknown
-        ba = float("nan")
-        if beats is not None:
-            beats = np.asarray(beats, np.int64)
-            if config.beat_align == "fact":
-                # mint: motion beats on the whole sequence, both sides cut after the seed
-                mb = motion_beats(joints, "fact", order=config.fact_beat_order)
-                n = len(joints) if config.crop is None else min(len(joints), s + config.crop)
-                ba = beat_align_score(beats[(beats >= s) & (beats < n)] - s, mb[(mb >= s) & (mb < n)] - s,
-                                      "fact", config.beat_sigma)
-            else:
-                g = gen if config.crop is None else gen[:config.crop]
-                ba = sequence_beat_align(g, beats[beats >= s] - s, config)
+            beats = b  # no JSON: assume music frame 0 = seed frame 0
+        ba = float("nan") if beats is None else motion_beat_align(joints, beats, s, config)
         gen_beats.append(ba)
         per_seq.append({"name": item["name"], "frames": int(len(gen)), "BeatAlign": ba})
 
@@ -489,9 +491,7 @@ def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalCo
                 grp = c.group(seq)
                 if "timestamps" in grp and grp["timestamps"].shape[0] == len(joints):
                     offset = int(np.rint(grp["timestamps"][0] * FPS / 1e6))
-                b = b - offset
-                j = joints if config.crop is None else joints[:config.crop]
-                beats_out.append(sequence_beat_align(j, b[b >= 0], config))
+                beats_out.append(motion_beat_align(joints, b - offset, 0, config))
         return feats, beats_out
 
     test_names = select_sequences(c, config.test_split, ignore=config.ignore_list)
@@ -511,7 +511,14 @@ def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalCo
         "reference_size": len(ref_feats), "test_sequences": len(test_feats),
         "config": config.to_dict(), "smpl_model": str(getattr(body, "aistpp_source", smpl_model)),
         "generated_dir": str(gen_dir), "corpus": str(c.root), "per_sequence": per_seq,
+        "notes": [],
     }
+    if set(ref_names) <= set(test_names):
+        result["notes"].append("the reference pool is the ground-truth set itself: its FID is 0 by construction "
+                               "(published ground-truth rows compare the test motions with all motions: "
+                               "--reference all)")
+    if smpl_model is None:
+        result["notes"].append("stand-in SMPL body: not comparable with published numbers")
     return result
 
 

@@ -225,10 +225,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     with warnings.catch_warnings():  # singular covariances are normal with fewer motions than feature dims
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
-    if not np.isfinite(covmean).all():
-        log.warning("FID: singular product; adding %g to the covariance diagonals", eps)
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        if not np.isfinite(covmean).all():
+            log.warning("FID: singular product; adding %g to the covariance diagonals", eps)
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             log.warning("FID: imaginary component %g dropped", float(np.max(np.abs(covmean.imag))))

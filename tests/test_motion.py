@@ -109,6 +109,15 @@ def test_encode_batched_and_bad_input():
     enc = encode_motion(poses, trans, scaling)
     for b in range(2):
         np.testing.assert_allclose(enc[b].numpy(), _mint_features(poses[b], trans[b], scaling[b]), atol=2e-6)
+    # (B,) scalings too, even with B = 3 (which a careless broadcast would apply to x, y, z)
+    poses3, trans3 = np.concatenate([poses, poses[:1]]), np.concatenate([trans, trans[:1]])
+    scaling3 = np.array([90.0, 100.0, 80.0], dtype=np.float32)
+    enc3 = encode_motion(poses3, trans3, scaling3)
+    np.testing.assert_allclose(enc3[2].numpy(), _mint_features(poses3[2], trans3[2], 80.0), atol=2e-6)
+    _, dec_trans3 = decode_motion(enc3, scaling3)
+    np.testing.assert_allclose(dec_trans3.numpy(), trans3, rtol=1e-5, atol=1e-3)
+    with pytest.raises(AistppError):
+        encode_motion(poses, trans, np.ones(3))
     with pytest.raises(AistppError):
         encode_motion(poses[0, :, :70], trans[0], 90.0)
     with pytest.raises(AistppError):

@@ -144,13 +144,26 @@ def orthonormalize(matrix) -> torch.Tensor:
     return u @ d @ vh
 
 
+def _scaling_for(smpl_scaling, trans: torch.Tensor, where: str) -> torch.Tensor:
+    """smpl_scaling as a tensor broadcastable to trans (..., N, 3): one value, or one per leading index
+    ((...,), (..., 1)), reshaped to (..., 1, 1)."""
+    scaling = _as_tensor(smpl_scaling).to(trans.dtype)
+    if scaling.numel() == 1:
+        return scaling.reshape(())
+    lead = tuple(trans.shape[:-2])
+    if scaling.numel() != int(np.prod(lead, dtype=np.int64)) or not lead:
+        raise AistppError(f"{where}: smpl_scaling of shape {tuple(scaling.shape)} does not match the leading dims "
+                          f"{lead} of a (..., N, 3) translation")
+    return scaling.reshape(lead + (1, 1))
+
+
 def encode_motion(smpl_poses, smpl_trans, smpl_scaling, pad: bool = True) -> torch.Tensor:
     """SMPL motion -> FACT motion vectors.
 
     Args:
         smpl_poses: (..., N, 72) axis-angle, 24 joints.
         smpl_trans: (..., N, 3) cm.
-        smpl_scaling: (1,) or scalar (or (..., 1) matching the leading dims).
+        smpl_scaling: (1,) or scalar, or one per leading index ((...,) or (..., 1)).
         pad: True -> (..., N, 225) with 6 leading zeros (mint layout); False -> (..., N, 219).
 
     Returns:
@@ -163,9 +176,7 @@ def encode_motion(smpl_poses, smpl_trans, smpl_scaling, pad: bool = True) -> tor
     if poses.shape[:-1] != trans.shape[:-1]:
         raise AistppError(f"encode_motion: smpl_poses {tuple(poses.shape)} and smpl_trans {tuple(trans.shape)} "
                           "have different frame counts")
-    scaling = _as_tensor(smpl_scaling).to(trans.dtype)
-    if scaling.dim() >= 1 and scaling.shape[-1] == 1:
-        scaling = scaling[..., None] if scaling.dim() > 1 else scaling  # (..., 1, 1) broadcast over frames
+    scaling = _scaling_for(smpl_scaling, trans, "encode_motion")
     rot = axis_angle_to_matrix(poses.reshape(poses.shape[:-1] + (N_JOINTS, 3)))
     rot = rot.reshape(poses.shape[:-1] + (N_JOINTS * 9,))
     parts = [(trans / scaling).to(rot.dtype), rot]
@@ -189,7 +200,4 @@ def decode_motion(motion, smpl_scaling=1.0) -> tuple[torch.Tensor, torch.Tensor]
     trans = m[..., :3]
     rot = orthonormalize(m[..., 3:].reshape(m.shape[:-1] + (N_JOINTS, 3, 3)))
     poses = matrix_to_axis_angle(rot).reshape(m.shape[:-1] + (N_JOINTS * 3,))
-    scaling = _as_tensor(smpl_scaling).to(trans.dtype)
-    if scaling.dim() >= 1 and scaling.shape[-1] == 1 and scaling.dim() > 1:
-        scaling = scaling[..., None]
-    return poses, trans * scaling
+    return poses, trans * _scaling_for(smpl_scaling, trans, "decode_motion")

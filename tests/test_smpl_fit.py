@@ -176,3 +176,20 @@ def test_cli_fit_smpl_and_standin(tmp_path, tree, shared_sequences, caplog):
     np.testing.assert_allclose(read_motion(out2)["smpl_poses"], motion["smpl_poses"], atol=1e-5)
     # bad input: one-line error, exit 2
     assert main(["fit-smpl", "--keypoints3d", str(tmp_path / "missing.pkl"), "--out", str(out2)]) == 2
+
+
+def test_frames_without_any_keypoint_are_bridged(model, truth):
+    clean, _ = list(truth.values())[1]
+    holey = clean.copy()
+    holey[50:90] = np.nan                                                # 40 frames (0.67 s) with no data at all
+    holey[:, COCO17.index("left_wrist")] = np.nan                         # and a wrist never seen
+    fit = fit_sequence(holey, model)
+    assert np.isfinite(fit.smpl_poses).all() and np.isfinite(fit.smpl_trans).all()
+    assert np.isnan(fit.per_frame_error[50:90]).all() and np.isfinite(fit.per_frame_error[:50]).all()
+    pred = _refit_keypoints(model, fit)
+    err = np.linalg.norm(pred - clean, axis=-1)
+    seen = [k for k in range(17) if k != COCO17.index("left_wrist")]
+    assert err[:50][:, seen].mean() < 1.0
+    assert err[50:90].mean() < 30.0                                       # near the motion, not at the origin
+    step = np.linalg.norm(np.diff(fit.smpl_trans, axis=0), axis=-1)
+    assert step.max() < 15.0                                              # cm per frame: no jump into the hole

@@ -216,10 +216,12 @@ def initialize(keypoints3d, weights, layer: KeypointLayer):
     with torch.no_grad():
         model_kp = layer.keypoints(torch.as_tensor(pose, dtype=layer.rest_joints.dtype,
                                                    device=layer.rest_joints.device)).double().cpu().numpy()
-    diff = keypoints3d - scale * model_kp
+    # translation from the torso (observed, else gap-filled keypoints), else from any observed keypoint
+    filled_w = np.where(np.isfinite(kp).all(-1), np.where(weights > 0, weights, 1.0), 0.0)
+    diff = kp - scale * model_kp
     torso_w = np.zeros_like(weights)
-    torso_w[:, list(_TORSO)] = weights[:, list(_TORSO)]
-    use = np.where(torso_w.sum(1, keepdims=True) > 0, torso_w, weights)
+    torso_w[:, list(_TORSO)] = filled_w[:, list(_TORSO)]
+    use = np.where(torso_w.sum(1, keepdims=True) > 0, torso_w, filled_w)
     wsum = use.sum(1)
     trans = np.einsum("nk,nkc->nc", use, np.nan_to_num(diff)) / np.maximum(wsum, 1e-9)[:, None]
     if (wsum == 0).any():
@@ -389,7 +391,8 @@ def _levenberg_marquardt(layer, target, weights, config: FitConfig, scale, x, fi
                 y_bar = (w_irls[..., None] * target).sum(1) / wt
                 dm, dy = kp - m_bar[:, None], target - y_bar[:, None]
                 scale = float((w_irls[..., None] * dm * dy).sum() / (w_irls[..., None] * dm * dm).sum().clamp_min(1e-12))
-                x[:, 72:] = y_bar / scale - m_bar
+                seen = wt[:, 0] > 1e-9            # frames without data keep their translation
+                x[seen, 72:] = y_bar[seen] / scale - m_bar[seen]
             res = scale * (kp + x[:, None, 72:]) - target                                  # (n, 17, 3)
             jd = torch.cat([jac, eye3.expand(n, 17, 3, 3)], dim=-1) * scale                # (n, 17, 3, 75)
             wj = (w_irls / norm)[..., None, None] * jd

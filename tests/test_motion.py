@@ -71,6 +71,16 @@ def test_gradients_finite_at_identity_and_correct():
     m = axis_angle_to_matrix(torch.tensor(_rotvecs(10, seed=5)[:10] * 0.9, dtype=torch.float64))
     assert torch.autograd.gradcheck(lambda x: matrix_to_axis_angle(x), (m.clone().requires_grad_(True),))
     assert torch.autograd.gradcheck(rot6d_to_matrix, (torch.randn(5, 6, dtype=torch.float64, requires_grad=True),))
+    # orthonormalize: numerical gradient on general matrices (incl. a reflection), finite and tangent at rotations
+    gen = torch.Generator().manual_seed(1)
+    noisy = m + 0.2 * torch.randn(m.shape, dtype=torch.float64, generator=gen)
+    noisy[0, :, 2] *= -1  # det < 0: the nearest rotation flips the weakest direction
+    assert torch.autograd.gradcheck(orthonormalize, (noisy.requires_grad_(True),))
+    r = m.clone().requires_grad_(True)
+    g = torch.randn(m.shape, dtype=torch.float64, generator=gen)
+    (orthonormalize(r) * g).sum().backward()
+    rt_g = m.transpose(-1, -2) @ g
+    np.testing.assert_allclose(r.grad.numpy(), (m @ (rt_g - rt_g.transpose(-1, -2)) / 2).numpy(), atol=1e-9)
 
 
 def _mint_features(poses, trans, scaling):

@@ -133,15 +133,44 @@ def rot6d_to_matrix(rot6d) -> torch.Tensor:
     return torch.stack([b1, b2, b3], dim=-2)
 
 
+class _NearestRotation(torch.autograd.Function):
+    """R = U diag(1, 1, det(U V^T)) V^T from the SVD M = U S V^T, with the polar-decomposition gradient.
+
+    Autograd through ``torch.linalg.svd`` divides by differences of singular values and returns NaN for an exact
+    rotation (all singular values 1). Writing M = R S' (S' = V diag(l) V^T, l = S with the last value signed by
+    the determinant) gives dR = R W with W skew and V^T W V = V^T (R^T dM - dM^T R) V / (l_i + l_j): only sums of
+    singular values, finite for any nonsingular M. The vector-Jacobian product is dL/dM = 2 R V P V^T with
+    P = skew(V^T R^T G V) / (l_i + l_j).
+    """
+
+    @staticmethod
+    def forward(ctx, m):
+        u, sv, vh = torch.linalg.svd(m)
+        det = torch.det(u @ vh)
+        ones = torch.ones_like(det)
+        d = torch.stack([ones, ones, det], -1)
+        r = (u * d[..., None, :]) @ vh
+        ctx.save_for_backward(r, vh, sv * d)
+        return r
+
+    @staticmethod
+    def backward(ctx, grad):
+        r, vh, lam = ctx.saved_tensors
+        v = vh.transpose(-1, -2)
+        k = vh @ r.transpose(-1, -2) @ grad @ v
+        denom = (lam[..., :, None] + lam[..., None, :])
+        denom = torch.where(denom.abs() < 1e-12, torch.full_like(denom, 1e-12), denom)
+        p = 0.5 * (k - k.transpose(-1, -2)) / denom
+        return 2 * r @ v @ p @ vh
+
+
 def orthonormalize(matrix) -> torch.Tensor:
-    """Nearest rotation (Frobenius norm) to each (..., 3, 3) matrix, by SVD: U diag(1, 1, det(U V^T)) V^T."""
+    """Nearest rotation (Frobenius norm) to each (..., 3, 3) matrix, by SVD: U diag(1, 1, det(U V^T)) V^T.
+
+    Differentiable with a finite gradient also at exact rotations (see :class:`_NearestRotation`)."""
     m = _as_tensor(matrix)
     _check_last(m, (3, 3), "orthonormalize")
-    u, _, vh = torch.linalg.svd(m)
-    det = torch.det(u @ vh)
-    ones = torch.ones_like(det)
-    d = torch.diag_embed(torch.stack([ones, ones, det], -1))
-    return u @ d @ vh
+    return _NearestRotation.apply(m)
 
 
 def _scaling_for(smpl_scaling, trans: torch.Tensor, where: str) -> torch.Tensor:

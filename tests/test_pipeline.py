@@ -26,6 +26,16 @@ def make_tree(annotations_dir, root, sequences: dict):
     return root
 
 
+def fast_fit():
+    """The stage's FitConfig with every ``*iterations`` budget cut to 10 (keeps the tests' CPU time low)."""
+    import dataclasses
+
+    from aistpp.smpl import FitConfig
+
+    return dataclasses.replace(FitConfig(), **{f.name: 10 for f in dataclasses.fields(FitConfig)
+                                               if f.name.endswith("iterations")})
+
+
 def shared_kp2d(annotations_dir, frames=slice(0, 120)):
     return load_pickle(annotations_dir / "keypoints2d" / "gBR_sBM_cAll_d04_mBR2_ch08.pkl")["keypoints2d"][:, frames]
 

@@ -517,6 +517,12 @@ def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalCo
         result["notes"].append("the reference pool is the ground-truth set itself: its FID is 0 by construction "
                                "(published ground-truth rows compare the test motions with all motions: "
                                "--reference all)")
+    for key in ("kinetic", "geometric"):
+        if len(ref_feats) >= 1:
+            flat = int(np.sum(np.stack([f[key] for f in ref_feats]).std(axis=0) < 1e-8))
+            if flat:
+                result["notes"].append(f"{flat} {key} feature(s) are constant over the reference pool: the "
+                                       "published normalization (std + 1e-10) makes any difference there huge")
     if smpl_model is None:
         result["notes"].append("stand-in SMPL body: not comparable with published numbers")
     return result

@@ -254,20 +254,26 @@ def corpus_alignment(corpus, sequences=None) -> list[MusicAlignment]:
     :class:`aistpp.corpus.Corpus`."""
     from aistpp.corpus import Corpus
 
-    if not isinstance(corpus, Corpus):
+    own = not isinstance(corpus, Corpus)
+    if own:
         corpus = Corpus(corpus)
-    music = corpus.manifest.get("music", {})
-    out = []
-    for seq in (corpus.sequences() if sequences is None else sequences):
-        attrs = corpus.attrs(seq)
-        mid = attrs.get("music")
-        if mid not in music:
-            continue
-        grp = corpus.group(seq)
-        frames = next((grp[k].shape[0] for k in ("smpl/poses", "keypoints3d") if k in grp), corpus.frames(seq))
-        ts = grp["timestamps"][()] if "timestamps" in grp and grp["timestamps"].shape[0] == frames else None
-        out.append(align_music(seq, mid, frames, int(music[mid]["frames"]), ts, fps=int(attrs.get("fps", FPS))))
-    return out
+    try:
+        music = corpus.manifest.get("music", {})
+        out = []
+        for seq in (corpus.sequences() if sequences is None else sequences):
+            attrs = corpus.attrs(seq)
+            mid = attrs.get("music")
+            if mid not in music:
+                continue
+            grp = corpus.group(seq)
+            frames = next((grp[k].shape[0] for k in ("smpl/poses", "keypoints3d") if k in grp), corpus.frames(seq))
+            ts = grp["timestamps"][()] if "timestamps" in grp and grp["timestamps"].shape[0] == frames else None
+            out.append(align_music(seq, mid, frames, int(music[mid]["frames"]), ts,
+                                   fps=int(attrs.get("fps", FPS))))
+        return out
+    finally:
+        if own:
+            corpus.close()
 
 
 def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_ids=None,
@@ -276,8 +282,8 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
     """Compute and cache in the corpus the music features of every music its sequences use.
 
     Reads ``<music_dir>/<music_id>.wav`` (or .mp3/.flac/.ogg); beat tracking starts at the id's AIST tempo.
-    Features already cached with the same config are kept unless ``overwrite``. Resumable: each music is
-    committed as it is written by the corpus writer.
+    Features already cached from the same file (name and size) with the same config are kept unless
+    ``overwrite``. Resumable: each music is committed as it is written by the corpus writer.
 
     Args:
         corpus_path: the corpus directory (it must exist; sequences are optional: an empty corpus takes every
@@ -320,8 +326,9 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
         for m in wanted:
             if m not in files:
                 continue
-            have = writer.manifest.get("music", {}).get(m)
-            if have and not overwrite and (have.get("config") or {}).get("audio") == plain_config(cfg):
+            have = (writer.manifest.get("music", {}).get(m) or {}).get("config") or {}
+            same_source = have.get("source") == {"name": files[m].name, "bytes": files[m].stat().st_size}
+            if not overwrite and have.get("audio") == plain_config(cfg) and same_source:
                 result["cached"].append(m)
             else:
                 todo.append(m)

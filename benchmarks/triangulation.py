@@ -174,8 +174,9 @@ def main():
     print(f"{F} frames: ours (official DLT init, all views) {t_ours_allviews:6.2f} s "
           f"({t_ani / t_ours_allviews:5.1f}x faster), median reprojection "
           f"{median_reproj(Xf_all, kf, cams, conf_f):.2f} px, bone CV {bone_cv(Xf_all):.4f}")
-    print(f"extrapolated to {N} frames (aniposelib linear in frames at best): aniposelib >= "
-          f"{t_ani * N / F:7.1f} s vs ours measured {t_all:.2f} s ({t_ani * N / F / t_all:5.1f}x)")
+    if F < N:
+        print(f"extrapolated to {N} frames (aniposelib linear in frames at best): aniposelib >= "
+              f"{t_ani * N / F:7.1f} s vs ours measured {t_all:.2f} s ({t_ani * N / F / t_all:5.1f}x)")
 
 
 if __name__ == "__main__":

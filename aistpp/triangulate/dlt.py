@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from aistpp.errors import AistppError
-from aistpp.io.cameras import CameraGroup
+from aistpp.io.cameras import CameraGroup, distort_normalized
 
 
 def check_keypoints2d(keypoints2d: np.ndarray, cameras: CameraGroup) -> np.ndarray:
@@ -112,10 +112,25 @@ def project_normalized(points3d: np.ndarray, extrinsics: np.ndarray) -> np.ndarr
         return cam[..., :2] / z[..., None], z
 
 
+def project_points(points3d: np.ndarray, cameras: CameraGroup) -> np.ndarray:
+    """Distorted pixel projections (V, ..., 2) of world points (..., 3) cm (OpenCV model; same as
+    ``CameraGroup.project``, written with batched matmuls for speed). NaN points give NaN pixels."""
+    p = np.asarray(points3d, np.float64)
+    flat = p.reshape(1, -1, 3)
+    cam = flat @ cameras.R.transpose(0, 2, 1) + cameras.tvec[:, None, :]  # (V, M, 3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xy = cam[..., :2] / cam[..., 2:3]
+    xy = distort_normalized(xy, cameras.dist[:, None, :])
+    K = cameras.K
+    u = K[:, None, 0, 0] * xy[..., 0] + K[:, None, 0, 1] * xy[..., 1] + K[:, None, 0, 2]
+    v = K[:, None, 1, 1] * xy[..., 1] + K[:, None, 1, 2]
+    return np.stack([u, v], axis=-1).reshape((len(cameras),) + p.shape[:-1] + (2,))
+
+
 def reprojection_errors(points3d: np.ndarray, keypoints2d: np.ndarray, cameras: CameraGroup) -> np.ndarray:
     """Pixel distance (V, ...) between each view's keypoint (V, ..., 2|3) and the distorted projection of
     ``points3d`` (..., 3) cm. NaN where either is missing."""
-    proj = cameras.project(points3d)
+    proj = project_points(points3d, cameras)
     kp = np.asarray(keypoints2d, np.float64)[..., :2]
     return np.linalg.norm(proj - kp, axis=-1)
 

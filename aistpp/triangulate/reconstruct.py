@@ -26,7 +26,8 @@ class TriangulationConfig:
     temporal: run the temporal optimization (official: yes, aniposelib ``triangulate_optim``).
     temporal_inliers_only: the optimization uses only the robust inlier views (official: every kept view).
     reproj_threshold_px, scale_smooth, scale_length: temporal objective, official values (15 px soft-L1, 4, 2).
-    max_iters, ftol: Levenberg-Marquardt stopping rules; chunk_frames, chunk_overlap: chunking of long sequences.
+    max_iters, ftol: Levenberg-Marquardt stopping rules (ftol: relative cost decrease, 1e-3 as aniposelib);
+    chunk_frames, chunk_overlap: chunking of long sequences.
     """
 
     conf_threshold: float = 0.15
@@ -40,7 +41,7 @@ class TriangulationConfig:
     scale_smooth: float = 4.0
     scale_length: float = 2.0
     max_iters: int = 30
-    ftol: float = 1e-4
+    ftol: float = 1e-3
     chunk_frames: int = 3600
     chunk_overlap: int = 60
 

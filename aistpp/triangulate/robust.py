@@ -63,31 +63,27 @@ def _view_errors_px(X: np.ndarray, xy: np.ndarray, extr: np.ndarray, focal: np.n
 
 
 def _normal_terms(xy: np.ndarray, good: np.ndarray, w: np.ndarray, extr: np.ndarray):
-    """Per-view inhomogeneous DLT normal equations: N (V, M, 6) [xx, xy, xz, yy, yz, zz] and b (V, M, 3).
+    """Per-view inhomogeneous DLT normal equations: N (6, V, M) [xx, xy, xz, yy, yz, zz] and b (3, V, M).
 
-    Each view contributes rows ``w (x P3 - P1)``, ``w (y P3 - P2)``; a point solves ``sum N X = sum b``."""
-    x = np.where(good, xy[..., 0], 0.0)
-    y = np.where(good, xy[..., 1], 0.0)
-    w2 = np.where(good, w, 0.0) ** 2
+    Each view contributes rows ``w (x P3 - P1)``, ``w (y P3 - P2)``; a point solves ``sum_v N X = sum_v b``."""
+    ww = np.where(good, w, 0.0)
     R, t = extr[:, None, :, :3], extr[:, None, :, 3]
-    rows = []
-    for c, k in ((x, 0), (y, 1)):
-        a = [c * R[..., 2, j] - R[..., k, j] for j in range(3)]  # (V, M) each
-        a3 = c * t[..., 2] - t[..., k]
-        rows.append((a, a3))
-    N = np.zeros(x.shape + (6,))
-    b = np.zeros(x.shape + (3,))
-    for a, a3 in rows:
+    N = np.zeros((6, *good.shape))
+    b = np.zeros((3, *good.shape))
+    for k in range(2):
+        c = np.where(good, xy[..., k], 0.0)
+        a = [(c * R[..., 2, j] - R[..., k, j]) * ww for j in range(3)]  # weighted row, (V, M) each
+        a3 = (c * t[..., 2] - t[..., k]) * ww
         for n, (i, j) in enumerate(((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))):
-            N[..., n] += a[i] * a[j] * w2
+            N[n] += a[i] * a[j]
         for i in range(3):
-            b[..., i] -= a[i] * a3 * w2
+            b[i] -= a[i] * a3
     return N, b
 
 
 def _solve_sym3(N: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Batched symmetric 3x3 solve by cofactors: N (..., 6) packed, b (..., 3) -> (..., 3); NaN where singular."""
-    a, d, e, bb, f, c = (N[..., i] for i in range(6))  # a=xx d=xy e=xz bb=yy f=yz c=zz
+    """Batched symmetric 3x3 solve by cofactors: N (6, ...) packed, b (3, ...) -> (..., 3); NaN where singular."""
+    a, d, e, bb, f, c = N  # a=xx d=xy e=xz bb=yy f=yz c=zz
     A = bb * c - f * f
     B = e * f - d * c
     C = d * f - bb * e
@@ -95,7 +91,7 @@ def _solve_sym3(N: np.ndarray, b: np.ndarray) -> np.ndarray:
     E = a * c - e * e
     F = d * e - a * f
     I = a * bb - d * d
-    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    b0, b1, b2 = b
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_det = 1.0 / det
         X = np.stack([(A * b0 + B * b1 + C * b2) * inv_det,
@@ -106,15 +102,15 @@ def _solve_sym3(N: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _subset_solve(N: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Inhomogeneous DLT using the views in ``mask`` (V, M) -> (M, 3)."""
-    m = mask[..., None]
-    return _solve_sym3(np.where(m, N, 0).sum(0), np.where(m, b, 0).sum(0))
+    m = mask.astype(np.float64)
+    return _solve_sym3((N * m).sum(1), (b * m).sum(1))
 
 
 def _pair_hypotheses(xy, good, N, b, extr, focal, thr, conf):
     """Best consensus inlier mask (V, M) from all two-view hypotheses of M points."""
     V, M = good.shape
     pairs = np.array(list(itertools.combinations(range(V), 2)))
-    X = _solve_sym3(N[pairs[:, 0]] + N[pairs[:, 1]], b[pairs[:, 0]] + b[pairs[:, 1]])  # (P, M, 3)
+    X = _solve_sym3(N[:, pairs[:, 0]] + N[:, pairs[:, 1]], b[:, pairs[:, 0]] + b[:, pairs[:, 1]])  # (P, M, 3)
     pair_ok = good[pairs[:, 0]] & good[pairs[:, 1]] & np.isfinite(X).all(-1)  # (P, M)
     f32 = np.float32
     err = _view_errors_px(X.astype(f32), xy.astype(f32), extr.astype(f32), focal.astype(f32))  # (P, V, M)
@@ -167,7 +163,7 @@ def triangulate_robust(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_th
         worst = np.argmax(e, axis=0)
         m = good[:, idx].copy()
         m[worst, np.arange(idx.size)] = False
-        X1 = _subset_solve(N[:, idx], b[:, idx], m)
+        X1 = _subset_solve(N[:, :, idx], b[:, :, idx], m)
         e1 = _view_errors_px(X1, xy[:, idx], extr, focal)
         ok = ~((e1 >= thr) & m).any(0) & (e1[worst, np.arange(idx.size)] >= thr)
         X[idx[ok]] = X1[ok]
@@ -175,7 +171,8 @@ def triangulate_robust(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_th
         idx = idx[~ok]
     # 2b. consensus over all view pairs for the rest
     def run_block(bi):
-        inl[:, bi] = _pair_hypotheses(xy[:, bi], good[:, bi], N[:, bi], b[:, bi], extr, focal, thr, conf[:, bi])
+        inl[:, bi] = _pair_hypotheses(xy[:, bi], good[:, bi], N[:, :, bi], b[:, :, bi], extr, focal, thr,
+                                      conf[:, bi])
 
     blocks = [idx[s:s + block] for s in range(0, len(idx), block)]
     if len(blocks) > 1:
@@ -190,7 +187,7 @@ def triangulate_robust(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_th
     for _ in range(max(refine_iters, 1)):
         if not idx.size:
             break
-        Xb = _subset_solve(N[:, idx], b[:, idx], inl[:, idx])
+        Xb = _subset_solve(N[:, :, idx], b[:, :, idx], inl[:, idx])
         X[idx] = Xb
         e = _view_errors_px(Xb, xy[:, idx], extr, focal)
         new = (e < thr) & good[:, idx]
@@ -199,7 +196,7 @@ def triangulate_robust(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_th
         inl[:, idx] = np.where(keep[None], new, inl[:, idx])
         idx = idx[changed]
     if idx.size:
-        X[idx] = _subset_solve(N[:, idx], b[:, idx], inl[:, idx])
+        X[idx] = _subset_solve(N[:, :, idx], b[:, :, idx], inl[:, idx])
     X[~enough] = np.nan
     inl &= enough[None]
     rep = mean_reprojection_error(X, flat, cameras, inl).astype(np.float32)

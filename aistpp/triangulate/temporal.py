@@ -236,7 +236,7 @@ def _optimize_chunk_lm(xy, obs_w, extr, focal, X0, bones, cfg) -> np.ndarray:
 def optimize_temporal(keypoints2d: np.ndarray, cameras: CameraGroup, keypoints3d_init: np.ndarray, *,
                       inliers: np.ndarray | None = None, conf_threshold: float = 0.15,
                       reproj_threshold_px: float = 15.0, scale_smooth: float = 4.0, scale_length: float = 2.0,
-                      bones=BONES, max_iters: int = 30, ftol: float = 1e-4, chunk_frames: int = 3600,
+                      bones=BONES, max_iters: int = 30, ftol: float = 1e-3, chunk_frames: int = 3600,
                       chunk_overlap: int = 60) -> np.ndarray:
     """Jointly optimize a sequence of 3D keypoints against its 2D observations.
 

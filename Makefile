@@ -15,8 +15,7 @@ $(STAMP): setup.cfg setup.py constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/aistpp info ../shared/aistpp-data/annotations
-	$(VENV)/bin/aistpp split --annotations ../shared/aistpp-data/annotations --kind crossmodal --subset test --genre gBR,gPO
+	$(VENV)/bin/aistpp demo --out demo-output
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -11,6 +11,8 @@ Steps (each a function ``step(ctx) -> DemoStep``, run in order by :func:`run_dem
 3. ``compare``: MPJPE against the truth of plain DLT, robust per-frame and temporally optimized keypoints3d, and of
    the SMPL fit's keypoints.
 4. ``verify``: checksums and shapes of the corpus, and an official-format export.
+5. ``fact``: music features of the click tracks, then the tiny FACT preset trained for a few steps, generation and
+   evaluation (:func:`aistpp.models.demo.fact_demo_step`).
 
 Later stages append their own steps with :func:`add_step` (e.g. music features, FACT train/generate/evaluate);
 ``ctx`` carries the paths and results of earlier steps (``ctx.sample``, ``ctx.corpus``, ``ctx.music``,
@@ -258,10 +260,18 @@ def step_verify(ctx: DemoContext) -> DemoStep:
     return DemoStep("verify the corpus and export the official format", lines)
 
 
+def step_fact(ctx: DemoContext) -> DemoStep:
+    """Music features, tiny FACT train / generate / evaluate on the demo corpus (:mod:`aistpp.models.demo`)."""
+    from aistpp.models.demo import fact_demo_step
+
+    return fact_demo_step(ctx)
+
+
 add_step("generate", step_generate)
 add_step("reconstruct", step_reconstruct)
 add_step("compare", step_compare)
 add_step("verify", step_verify)
+add_step("fact", step_fact)
 
 
 def run_demo(config: DemoConfig = DemoConfig(), ctx: DemoContext | None = None):

@@ -137,3 +137,19 @@ def test_joint_never_seen_stays_nan(synth):
     others = np.delete(np.arange(17), 3)
     assert np.isfinite(opt[:, others]).all()
     assert np.isnan(optimize_temporal(kp, cams, np.full((80, 17, 3), np.nan))).all()
+
+
+def test_empty_and_gapped_sequences(tree, shared_sequences):
+    seq = shared_sequences[0]
+    cams = tree.cameras_for(seq)
+    res = reconstruct_keypoints3d(np.full((9, 30, 17, 3), np.nan, np.float32), cams)
+    assert np.isnan(res.keypoints3d).all() and np.isnan(res.keypoints3d_optim).all()
+    assert (res.views_used == 0).all() and np.isnan(res.reprojection_error).all()
+    k2 = tree.read("keypoints2d", seq)["keypoints2d"][:, :40].copy()
+    k2[:, 10:20] = np.nan  # nobody detected for 10 frames
+    res = reconstruct_keypoints3d(k2, cams)
+    assert np.isnan(res.keypoints3d[10:20]).all() and np.isfinite(res.keypoints3d_optim).all()
+    # the filled frames lie between their neighbours (no wild extrapolation)
+    lo = np.minimum(res.keypoints3d_optim[9], res.keypoints3d_optim[20]) - 10
+    hi = np.maximum(res.keypoints3d_optim[9], res.keypoints3d_optim[20]) + 10
+    assert ((res.keypoints3d_optim[10:20] >= lo) & (res.keypoints3d_optim[10:20] <= hi)).all()

@@ -247,8 +247,8 @@ def _hinge_and_limits(body_pose: torch.Tensor):
 
 class _Problem:
     """Energy over a block of n frames, summed over frames (so each frame's parameters see O(1) curvature);
-    ``context`` = fixed leading frames (joints, cm) for the smooth term. The scale is ``scale0 * exp(z / sqrt(n))``
-    so that its curvature matches the per-frame parameters'."""
+    ``context`` = fixed leading frames (world points, cm) for the smooth term. The scale is
+    ``scale0 * exp(z / sqrt(n))`` (z = 0 keeps it fixed, as the L-BFGS stage does)."""
 
     def __init__(self, layer, target, weights, config: FitConfig, scale0: float, context=None, smooth=True):
         self.layer = layer
@@ -450,8 +450,7 @@ def _optimize_block(layer, target, weights, config, scale0, orient0, body0, tran
         e.backward()
         return e
 
-    if prob.smooth or config.iterations > 0:
-        _lbfgs(params, closure, config.iterations, config.lbfgs_history)
+    _lbfgs(params, closure, config.iterations, config.lbfgs_history)
     with torch.no_grad():
         pts = prob.world(orient, body, trans_u, z)
         new_scale = float(prob.scale(z))

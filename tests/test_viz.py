@@ -223,7 +223,7 @@ def test_cli_viz_on_the_official_tree(annotations_dir, shared_sequences, tmp_pat
     printed = capsys.readouterr().out.split()
     names = {p.split("/")[-1] for p in printed}
     for suffix in ("skeleton.mp4", "overlay.png", "qa_reprojection.png", "qa_views.png", "qa_bones.png",
-                   "qa_fit.png", "qa.json", "mesh.png"):
+                   "qa_fit.png", "qa.json", "mesh.png", "mesh_views.png"):
         assert f"{seq}_{suffix}" in names
     assert _png(tmp_path / f"{seq}_overlay.png").shape == (540, 960, 3)
     mesh = _png(tmp_path / f"{seq}_mesh.png")
@@ -307,3 +307,24 @@ def test_cli_viz_on_a_corpus_uses_its_diagnostics(tree, shared_sequences, tmp_pa
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 192
     assert main(["viz", str(tmp_path / "corpus"), "--out", str(out)]) == 2  # two sequences: which one?
     assert "--sequence" in capsys.readouterr().err
+
+
+def test_mesh_over_the_views_covers_the_projected_joints(real):
+    """The stand-in mesh posed by the real motion, drawn over the 9 views: the body joints (inside the body) fall on
+    mesh pixels at their cv2 projection, and the canvas far from the body is untouched."""
+    from aistpp.smpl import joints_from_motion, load_body_model
+    from aistpp.viz.overlay import mesh_tiles
+    from aistpp.viz.sources import smpl_forward
+
+    body = load_body_model(None)
+    f = 288
+    motion = {k: (v[f:f + 1] if k in ("smpl_poses", "smpl_trans") else v) for k, v in real["motion"].items()}
+    verts = smpl_forward(body, motion, vertices=True)["vertices"][0]
+    joints = joints_from_motion(body, motion["smpl_poses"], motion["smpl_trans"], motion["smpl_scaling"])[0]
+    tiles = mesh_tiles(verts, np.asarray(body.faces), real["cams"], None, (640, 360))
+    inner = [0, 3, 6, 9, 1, 2, 4, 5]  # pelvis, spine, hips, knees: deep inside the body
+    for v, cam in enumerate(real["cams"]):
+        px = _cv2_project(joints[inner], cam.K, cam.R, cam.tvec, cam.dist) / 3.0
+        covered = [not _near(tiles[v][int(round(y)), int(round(x))], CANVAS_RGB, 3) for x, y in px]
+        assert all(covered), (cam.name, covered)
+        assert (tiles[v][5:40, -60:-5] == CANVAS_RGB).all()

@@ -121,6 +121,34 @@ def overlay_frame(keypoints3d: np.ndarray | None, cameras, frames=None, keypoint
     return tiles
 
 
+MESH_RGB = (120, 170, 255)
+
+
+def mesh_tiles(vertices: np.ndarray, faces: np.ndarray, cameras, frames=None, tile=(640, 360), boxes=None,
+               alpha: float = 0.6, label: str | None = None) -> list[np.ndarray]:
+    """The posed mesh, vertices (V, 3) cm world, faces (F, 3), projected through each camera (with lens
+    distortion) and blended over the view (``frames``: V RGB frames or None for the grey canvas) with opacity
+    ``alpha``. boxes: (V, 4) crop boxes (:func:`crop_boxes`) or None. Returns V (h, w, 3) RGB tiles."""
+    import cv2
+
+    from aistpp.viz.render import fill_mesh
+
+    verts = np.asarray(vertices, np.float64)
+    proj = cameras.project(verts)  # (V, Nv, 2) full-frame px
+    cam_pts = cameras.to_camera(verts)  # (V, Nv, 3)
+    tw, th = int(tile[0]), int(tile[1])
+    out = []
+    for v, cam in enumerate(cameras):
+        box = (0.0, 0.0, float(cam.size[0]), float(cam.size[1])) if boxes is None else boxes[v]
+        base = draw_view(None, cam.size, tile, None if frames is None else frames[v], box=None if boxes is None
+                         else box, label=f"{cam.name} {label}" if label else cam.name)
+        x0, y0, x1, y1 = (float(b) for b in box)
+        px = (proj[v] - (x0, y0)) * (tw / (x1 - x0), th / (y1 - y0))
+        drawn = fill_mesh(base.copy(), px, cam_pts[v], faces, color=MESH_RGB)
+        out.append(cv2.addWeighted(base, 1.0 - alpha, drawn, alpha, 0.0))
+    return out
+
+
 def _video_frames(videos_dir, sequence, n_frames, views, indices):
     """Yield (index, {view: RGB frame or None}) for the sorted grid ``indices`` of ``sequence``."""
     from aistpp.video import SequenceReader

@@ -225,20 +225,34 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, camera: ViewCamera, ima
     Shade per face = ambient + (1 - ambient) * |n . l| (two-sided, so the winding does not matter); ``light`` is a
     direction in camera coordinates. Returns a (h, w, 3) uint8 BGR image of ``camera.size``.
     """
-    import cv2
-
     v = np.asarray(vertices, np.float64)
+    f = _check_mesh(v, faces)
+    img = canvas(camera.size) if image is None else image
+    return fill_mesh(img, camera.project(v), camera.to_camera(v), f, color, light, ambient)
+
+
+def _check_mesh(v: np.ndarray, faces) -> np.ndarray:
     f = np.asarray(faces, np.int64)
     if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
         raise AistppError(f"mesh needs vertices (V, 3) and faces (F, 3), got {v.shape} and {f.shape}")
     if len(f) and (f.min() < 0 or f.max() >= len(v)):
         raise AistppError(f"faces index vertices out of range 0..{len(v) - 1}")
-    img = canvas(camera.size) if image is None else image
-    cam = camera.to_camera(v)
-    px = camera.project(v)
-    tri_cam = cam[f]  # (F, 3, 3)
-    tri_px = px[f]  # (F, 3, 2)
+    return f
+
+
+def fill_mesh(image: np.ndarray, pixels: np.ndarray, camera_points: np.ndarray, faces: np.ndarray,
+              color=(180, 160, 140), light=(0.3, -0.6, -1.0), ambient: float = 0.35) -> np.ndarray:
+    """Draw a mesh in place from its projection: pixels (V, 2) px (NaN = behind the camera), camera_points (V, 3)
+    in camera coordinates (z = depth, for the painter's order and the shading), faces (F, 3). Returns ``image``.
+
+    Any projection works (e.g. :meth:`aistpp.io.cameras.CameraGroup.project` with lens distortion)."""
+    import cv2
+
+    f = _check_mesh(np.asarray(camera_points, np.float64), faces)
+    tri_cam = np.asarray(camera_points, np.float64)[f]  # (F, 3, 3)
+    tri_px = np.asarray(pixels, np.float64)[f]  # (F, 3, 2)
     ok = np.isfinite(tri_px).all(axis=(1, 2)) & (np.abs(tri_px) < 1e5).all(axis=(1, 2))
+    ok &= (tri_cam[:, :, 2] > 0).all(axis=1)
     normal = np.cross(tri_cam[:, 1] - tri_cam[:, 0], tri_cam[:, 2] - tri_cam[:, 0])
     norm = np.linalg.norm(normal, axis=1)
     ok &= norm > 0
@@ -251,8 +265,8 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, camera: ViewCamera, ima
     for i in np.argsort(-depth):
         if ok[i]:
             c = tuple(int(x) for x in np.clip(base * shade[i], 0, 255))
-            cv2.fillConvexPoly(img, np.round(tri_px[i] * 16).astype(np.int32), c, cv2.LINE_AA, shift=4)
-    return img
+            cv2.fillConvexPoly(image, np.round(tri_px[i] * 16).astype(np.int32), c, cv2.LINE_AA, shift=4)
+    return image
 
 
 def hstack_panels(panels) -> np.ndarray:

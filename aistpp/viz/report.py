@@ -13,6 +13,7 @@ Files, for a sequence NAME (what the data allows; a generated motion has no came
     NAME_qa_motion.png            joint speed, ankle heights, foot skating (also for a generated motion)
     NAME_qa.json                  the numbers behind the plots (medians per view, bone cv, fit error)
     NAME_mesh.png                 the SMPL mesh (stand-in or real model) at ``frame``, two views
+    NAME_mesh_views.png           the same mesh over the 9 camera views (videos when given)
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ def render_sequence(data: SequenceData, out_dir, compare: SequenceData | None = 
             if not keep:
                 draw_mesh_png(path, data.smpl, body_model, still, size=config.size)
             written["mesh"] = [str(path)]
+            if data.cameras is not None:
+                path, keep = target("mesh_views.png")
+                if not keep:
+                    draw_mesh_views_png(path, data, body_model, still, config, videos_dir)
+                written["mesh"].append(str(path))
     return written
 
 
@@ -162,6 +168,25 @@ def draw_mesh_png(path, smpl: dict, body_model, frame: int, size=(480, 480)) -> 
     panels = [render_mesh(verts, faces, look_at_camera(verts, size=size, azimuth_deg=az, elevation_deg=10))
               for az in (0.0, 90.0)]
     return write_overlay_png(path, hstack_panels(panels)[..., ::-1])
+
+
+def draw_mesh_views_png(path, data: SequenceData, body_model, frame: int, config: VizConfig = VizConfig(),
+                        videos_dir=None) -> Path:
+    """The posed mesh of ``frame`` over the 9 views (videos when given), as one 3x3 mosaic PNG."""
+    from aistpp.viz.overlay import _video_frames, crop_boxes, mesh_tiles, mosaic, write_overlay_png
+
+    verts = smpl_forward(body_model, data.smpl, frames=slice(frame, frame + 1), vertices=True)["vertices"][0]
+    boxes = crop_boxes(verts[None], data.cameras, config.tile, margin=0.15) if config.crop else None
+    frames = None
+    if videos_dir is not None:
+        from aistpp.naming import VIEWS
+
+        views = tuple(VIEWS[:len(data.cameras)])
+        got = next(_video_frames(videos_dir, data.name, data.n_frames, views, [frame]), None)
+        frames = None if got is None else [got[1][v] for v in views]
+    tiles = mesh_tiles(verts, np.asarray(body_model.faces, np.int64), data.cameras, frames, config.tile, boxes,
+                       label=f"frame {frame}")
+    return write_overlay_png(path, mosaic(tiles))
 
 
 def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict) -> list[str]:

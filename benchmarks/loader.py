@@ -74,7 +74,7 @@ def time_loader(ds, workers: int, batch_size: int, n_windows: int) -> float:
     from torch.utils.data import DataLoader
 
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
-                        persistent_workers=False, drop_last=False)
+                        persistent_workers=workers > 0, drop_last=False)  # no re-fork per epoch
     seen = 0
     t0 = None
     epoch = 0

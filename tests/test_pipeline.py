@@ -112,3 +112,29 @@ def test_local_pool_equals_in_process(annotations_dir, tmp_path):
     import os
 
     assert os.getpid() not in pids
+
+
+def test_cli_reconstruct_import_export(annotations_dir, tmp_path, capsys):
+    from aistpp.cli import main
+    from aistpp.corpus import Corpus
+
+    names = tmp_path / "names.txt"
+    names.write_text("gJS_sBM_cAll_d03_mJS2_ch07\n")
+    rc = main(["reconstruct", "--annotations", str(annotations_dir), "--out", str(tmp_path / "c"), "--split",
+               str(names), "--stages", "triangulate", "--frames", "0:30", "--json"])
+    assert rc == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["done"] == ["gJS_sBM_cAll_d03_mJS2_ch07"] and s["frames"] == 30 and s["reprojection_error_px"] > 0
+    c = Corpus(tmp_path / "c")
+    official = load_pickle(annotations_dir / "keypoints2d" / "gJS_sBM_cAll_d03_mJS2_ch07.pkl")
+    np.testing.assert_array_equal(c.read("gJS_sBM_cAll_d03_mJS2_ch07", ("keypoints2d",))["keypoints2d"],
+                                  official["keypoints2d"][:, :30])
+    # a bad flag value is a one-line error with exit status 2
+    assert main(["reconstruct", "--annotations", str(annotations_dir), "--out", str(tmp_path / "c"),
+                 "--stages", "mesh"]) == 2
+    assert "unknown stage" in capsys.readouterr().err
+    # import-official + export npz through the CLI
+    assert main(["import-official", "--annotations", str(annotations_dir), "--out", str(tmp_path / "o")]) == 0
+    assert main(["export", str(tmp_path / "o"), "--format", "npz", "--out", str(tmp_path / "npz")]) == 0
+    assert sorted(p.name for p in (tmp_path / "npz").glob("*.npz")) == [
+        "gBR_sBM_cAll_d04_mBR2_ch08.npz", "gJS_sBM_cAll_d03_mJS2_ch07.npz"]

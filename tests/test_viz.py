@@ -328,3 +328,26 @@ def test_mesh_over_the_views_covers_the_projected_joints(real):
         covered = [not _near(tiles[v][int(round(y)), int(round(x))], CANVAS_RGB, 3) for x, y in px]
         assert all(covered), (cam.name, covered)
         assert (tiles[v][5:40, -60:-5] == CANVAS_RGB).all()
+
+
+def test_cli_viz_mixed_sources_and_missing_joints(annotations_dir, shared_sequences, tmp_path, capsys):
+    """keypoints3d next to a SMPL-only motion (auto: each draws what it has); a tree sequence with only 2D
+    keypoints skips the skeleton and still draws the overlay."""
+    import shutil
+
+    seq, other = shared_sequences
+    k3_only = tmp_path / "k3.pkl"
+    shutil.copy(annotations_dir / "keypoints3d" / f"{other}.pkl", k3_only)
+    assert main(["viz", "--motion", str(annotations_dir / "motions" / f"{seq}.pkl"), "--compare", str(k3_only),
+                 "--out", str(tmp_path / "a"), "--what", "skeleton", "--frames", "0:20:5", "--size", "64x64"]) == 0
+    cap = cv2.VideoCapture(str(tmp_path / "a" / f"{seq}_skeleton.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 128
+    tree2 = tmp_path / "tree"
+    (tree2 / "keypoints2d").mkdir(parents=True)
+    shutil.copytree(annotations_dir / "cameras", tree2 / "cameras")
+    shutil.copy(annotations_dir / "keypoints2d" / f"{seq}.pkl", tree2 / "keypoints2d")
+    capsys.readouterr()
+    assert main(["viz", str(tree2), "--sequence", seq, "--out", str(tmp_path / "b"), "--what", "skeleton,overlay",
+                 "--tile", "160x90"]) == 0
+    out = capsys.readouterr().out
+    assert "overlay.png" in out and "skeleton" not in out

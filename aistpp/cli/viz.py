@@ -58,7 +58,7 @@ def register(sub) -> None:
                    help="comma-separated subset of skeleton,overlay,qa,mesh (default: all)")
     p.add_argument("--joints", choices=("auto", "keypoints3d", "smpl"), default="auto",
                    help="what the animation draws: keypoints3d (COCO-17) or SMPL joints (24); auto = keypoints3d "
-                        "when every drawn sequence has them")
+                        "when every drawn sequence has them, else SMPL when all have it, else what each has")
     p.add_argument("--frames", default="::1", metavar="START:STOP[:STEP]",
                    help="frames of the animation / overlay video (STEP > 1 keeps real time by lowering the fps)")
     p.add_argument("--frame", type=int, default=None, help="frame of the overlay and mesh stills (default: middle)")

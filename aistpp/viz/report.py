@@ -37,9 +37,9 @@ PRODUCTS = ("skeleton", "overlay", "qa", "mesh")
 @dataclass(frozen=True)
 class VizConfig:
     """What ``aistpp viz`` draws. products: subset of ``skeleton, overlay, qa, mesh``; joints: ``auto`` (keypoints3d
-    when every drawn sequence has them, else SMPL joints), ``keypoints3d`` or ``smpl``; frames: (start, stop, step)
-    of the animation / overlay video (stop None = end); frame: the still frame (None = middle); fmt: ``mp4`` or
-    ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay view; crop: zoom the overlay views
+    when every drawn sequence has them, else SMPL joints when all have SMPL, else what each has), ``keypoints3d`` or
+    ``smpl``; frames: (start, stop, step) of the animation / overlay video (stop None = end); frame: the still frame
+    (None = middle); fmt: ``mp4`` or ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay view; crop: zoom the overlay views
     on the dancer."""
 
     products: tuple[str, ...] = PRODUCTS
@@ -101,18 +101,27 @@ def render_sequence(data: SequenceData, out_dir, compare: SequenceData | None = 
 
     if "skeleton" in config.products:
         seqs = [data] + ([compare] if compare is not None else [])
-        joints = config.joints
-        if joints == "auto":
-            joints = "keypoints3d" if all(s.keypoints3d is not None for s in seqs) else "smpl"
+        kinds = [config.joints] * len(seqs)
+        if config.joints == "auto":  # one kind for all when possible, else what each sequence has
+            if all(s.keypoints3d is not None for s in seqs):
+                kinds = ["keypoints3d"] * len(seqs)
+            elif all(s.smpl is not None for s in seqs):
+                kinds = ["smpl"] * len(seqs)
+            else:
+                kinds = ["keypoints3d" if s.keypoints3d is not None else "smpl" for s in seqs]
         path, keep = target(f"skeleton.{config.fmt}")
-        if not keep:
+        lacking = [s.name for s in seqs if s.keypoints3d is None and s.smpl is None]
+        if lacking and config.joints == "auto":
+            written["skipped"]["skeleton"] = f"no keypoints3d or SMPL motion for {', '.join(lacking)}"
+        elif not keep:
             from aistpp.viz.animate import AnimationConfig, skeleton_animation
 
-            motions = [_skeleton_points(s, joints, body_model) for s in seqs]
+            motions = [_skeleton_points(s, k, body_model) for s, k in zip(seqs, kinds)]
             motions = [m[indices[0]:indices[-1] + 1] for m in motions]
             skeleton_animation(path, motions, [s.name for s in seqs], fps=data.fps,
                                config=AnimationConfig(size=config.size, stride=step or 1), progress=progress)
-        written["skeleton"] = [str(path)]
+        if "skeleton" not in written["skipped"]:
+            written["skeleton"] = [str(path)]
 
     has_2d_geometry = data.cameras is not None and (data.keypoints3d is not None or data.keypoints2d is not None)
     if "overlay" in config.products:

@@ -14,8 +14,7 @@ from aistpp.skeleton import COCO17  # noqa: E402
 from aistpp.viz import qa  # noqa: E402
 from aistpp.viz.animate import AnimationConfig, skeleton_animation  # noqa: E402
 from aistpp.viz.overlay import CANVAS_RGB, crop_boxes, overlay_frame, overlay_images  # noqa: E402
-from aistpp.viz.render import (BACKGROUND, COCO_SKELETON, canvas, look_at_camera, render_mesh,  # noqa: E402
-                               render_skeleton)
+from aistpp.viz.render import BACKGROUND, COCO_SKELETON, look_at_camera, render_mesh, render_skeleton  # noqa: E402
 
 
 @pytest.fixture(scope="module")

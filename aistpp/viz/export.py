@@ -98,7 +98,7 @@ def _depth_first(parents) -> list[int]:
 
 
 def _euler_from_rotvec(rotvec: np.ndarray, order: str) -> np.ndarray:
-    """Axis-angle (..., 3) -> intrinsic Euler angles (..., 3) in degrees, ``R = R_order[0] @ R_order[1] @ R_order[2]``."""
+    """Axis-angle (..., 3) -> intrinsic Euler angles (..., 3) in degrees: ``R = R_a @ R_b @ R_c`` for order abc."""
     from scipy.spatial.transform import Rotation
 
     flat = rotvec.reshape(-1, 3)

@@ -10,10 +10,10 @@ Metrics (all pure functions over arrays):
   nearly constant (coefficient of variation of a few %).
 - :func:`fit_error_per_frame` (N,) cm: mean distance between the SMPL-derived COCO keypoints and keypoints3d.
 - :func:`motion_statistics`: for any skeleton sequence (also a generated dance with no views): mean joint speed
-  (cm/s), ankle heights above the floor (5th percentile of the lower ankle, cm) and foot skating (horizontal ankle speed while the
-  ankle is within ``contact_cm`` of that floor).
+  (cm/s), ankle heights above the floor (5th percentile of the lower ankle, cm) and foot skating (horizontal ankle
+  speed while the ankle is within ``contact_cm`` of that floor).
 
-Plots draw a rolling median over ``smooth`` frames (0.25 s at 60 fps) on top of the faint raw curve.
+The reprojection plot draws a rolling median over ``smooth`` frames (0.25 s at 60 fps) over the faint raw curve.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def motion_statistics(joints: np.ndarray, names, fps: float = 60.0, contact_cm: 
     """Motion sanity numbers of joints (N, J, 3) cm, +y up, with joint ``names`` (COCO-17 or SMPL-24).
 
     Returns {speed (N,) cm/s mean over joints (central differences), ankle_height (N, 2) cm [left, right] above the
-    floor (5th percentile of the lower ankle's height), skating (N, 2) cm/s horizontal ankle speed where the ankle is in contact (within
-    ``contact_cm`` of that floor; NaN elsewhere), skating_median_cm_s float}.
+    floor (5th percentile of the lower ankle's height), skating (N, 2) cm/s horizontal ankle speed where the ankle
+    is in contact (within ``contact_cm`` of that floor; NaN elsewhere), skating_median_cm_s float}.
     """
     import warnings
 

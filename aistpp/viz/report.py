@@ -39,8 +39,8 @@ class VizConfig:
     """What ``aistpp viz`` draws. products: subset of ``skeleton, overlay, qa, mesh``; joints: ``auto`` (keypoints3d
     when every drawn sequence has them, else SMPL joints when all have SMPL, else what each has), ``keypoints3d`` or
     ``smpl``; frames: (start, stop, step) of the animation / overlay video (stop None = end); frame: the still frame
-    (None = middle); fmt: ``mp4`` or ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay view; crop: zoom the overlay views
-    on the dancer."""
+    (None = middle); fmt: ``mp4`` or ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay
+    view; crop: zoom the overlay views on the dancer."""
 
     products: tuple[str, ...] = PRODUCTS
     joints: str = "auto"

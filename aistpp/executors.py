@@ -2,7 +2,8 @@
 
 * ``local``: a process pool (``workers`` processes, spawned so no parent state or file handle leaks into a worker;
   1 worker = run in this process). Each worker limits torch to its share of the cores. A worker that dies (out of
-  memory, a crash in native code) fails only its own sequence; the pool is restarted for the rest.
+  memory, a crash in native code) fails only its own sequence: the tasks in flight are re-run one at a time to
+  find it, then the pool resumes for the rest.
 * ``ray``: the same function as a Ray task (``num_cpus=1`` each, retried once if its worker dies), on a cluster at
   ``ray_address`` or a local Ray started with ``workers`` CPUs.
 
@@ -37,7 +38,12 @@ def _failed(task, reason: str):
 
 
 def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
-    """Run tasks in a pool of ``workers`` processes (1 = in this process); yield results as they complete."""
+    """Run tasks in a pool of ``workers`` processes (1 = in this process); yield results as they complete.
+
+    At most ``workers`` tasks are in flight. If a worker process dies, the tasks that were in flight are re-run one
+    at a time in a fresh single-worker pool, so the one that kills its worker is identified and fails alone (with
+    that reason); the pool then resumes for the rest.
+    """
     from aistpp.pipeline import run_sequence
 
     tasks = list(tasks)
@@ -46,39 +52,61 @@ def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
             yield run_sequence(t)
         return
     import multiprocessing as mp
+    from collections import deque
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pending = list(tasks)
-    attempts: dict[str, int] = {}
-    while pending:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(threads,))
-        futures = {pool.submit(run_sequence, t): t for t in pending}
-        pending = []
+
+    def new_pool(n):
+        return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                   initargs=(threads,))
+
+    def outcome(fut, task):
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            raise
+        except Exception as err:  # noqa: BLE001 - e.g. a result that cannot be unpickled
+            return _failed(task, f"{type(err).__name__}: {' '.join(str(err).split())}")
+
+    queue = deque(tasks)
+    suspects: deque = deque()
+    while queue or suspects:
+        if suspects:  # isolate the tasks that were running when a worker died
+            task = suspects.popleft()
+            pool = new_pool(1)
+            try:
+                try:
+                    res = outcome(pool.submit(run_sequence, task), task)
+                except BrokenProcessPool:
+                    res = _failed(task, "worker process died (out of memory or a native crash)")
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+            yield res
+            continue
+        pool = new_pool(min(workers, len(queue)))
+        inflight: dict = {}
         broken = False
         try:
-            while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            while (queue or inflight) and not broken:
+                while queue and len(inflight) < workers:
+                    t = queue.popleft()
+                    inflight[pool.submit(run_sequence, t)] = t
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    task = futures.pop(fut)
+                    task = inflight.pop(fut)
                     try:
-                        yield fut.result()
+                        res = outcome(fut, task)
                     except BrokenProcessPool:
                         broken = True
-                        attempts[task.sequence] = attempts.get(task.sequence, 0) + 1
-                        if attempts[task.sequence] >= 2:
-                            yield _failed(task, "worker process died twice (out of memory or a native crash)")
-                        else:
-                            pending.append(task)
-                    except Exception as err:  # noqa: BLE001 - e.g. a result that cannot be unpickled
-                        yield _failed(task, f"{type(err).__name__}: {' '.join(str(err).split())}")
-                if broken:
-                    for fut, task in futures.items():
-                        pending.append(task)
-                    futures = {}
-                    log.warning("a worker process died; restarting the pool for %d sequence(s)", len(pending))
+                        suspects.append(task)
+                        continue
+                    yield res
+            if broken:
+                suspects.extend(inflight.values())
+                inflight.clear()
+                log.warning("a worker process died; re-running %d sequence(s) one at a time", len(suspects))
         finally:
             pool.shutdown(wait=not broken, cancel_futures=True)
 

@@ -2,6 +2,7 @@
 sequences (reconstruct -> export -> compare with the official files)."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -138,3 +139,31 @@ def test_cli_reconstruct_import_export(annotations_dir, tmp_path, capsys):
     assert main(["export", str(tmp_path / "o"), "--format", "npz", "--out", str(tmp_path / "npz")]) == 0
     assert sorted(p.name for p in (tmp_path / "npz").glob("*.npz")) == [
         "gBR_sBM_cAll_d04_mBR2_ch08.npz", "gJS_sBM_cAll_d03_mJS2_ch07.npz"]
+
+
+class _KillsItsWorker:
+    """A triangulation config whose first attribute read kills the worker process (a native crash / OOM kill)."""
+
+    def to_dict(self):
+        return {"kills": True}
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        os._exit(1)
+
+
+def test_dying_worker_fails_only_its_sequence(annotations_dir, tmp_path):
+    from aistpp.executors import run_local
+
+    kp = shared_kp2d(annotations_dir, slice(0, 40))
+    seqs = {f"gBR_sBM_cAll_d04_mBR{k}_ch01": kp for k in range(4)}
+    root = make_tree(annotations_dir, tmp_path / "tree", seqs)
+    good = PipelineConfig(stages=("triangulate",))
+    bad = PipelineConfig(stages=("triangulate",), triangulation=_KillsItsWorker())
+    tasks = [SequenceTask(s, str(root), bad if i == 1 else good) for i, s in enumerate(seqs)]
+    results = {r.sequence: r for r in run_local(tasks, workers=2)}
+    assert sorted(results) == sorted(seqs)
+    assert results["gBR_sBM_cAll_d04_mBR1_ch01"].status == "failed"
+    assert "worker process died" in results["gBR_sBM_cAll_d04_mBR1_ch01"].reason
+    assert all(r.status == "ok" for s, r in results.items() if s != "gBR_sBM_cAll_d04_mBR1_ch01")

@@ -2,6 +2,7 @@
 (cv2.projectPoints) says, the canvas elsewhere stays background, files have the expected size and frame count."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -225,6 +226,10 @@ def test_cli_viz_on_the_official_tree(annotations_dir, shared_sequences, tmp_pat
                    "qa_fit.png", "qa.json", "mesh.png", "mesh_views.png"):
         assert f"{seq}_{suffix}" in names
     assert _png(tmp_path / f"{seq}_overlay.png").shape == (540, 960, 3)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in names:  # plain file permissions, not the 0600 of the temporary files they were written as
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     mesh = _png(tmp_path / f"{seq}_mesh.png")
     assert mesh.shape == (160, 320, 3) and (mesh != 255).any(-1).mean() > 0.05
     summary = json.loads((tmp_path / f"{seq}_qa.json").read_text())

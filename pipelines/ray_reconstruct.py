@@ -20,6 +20,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
+
+# Run from a checkout without installing: the project root on the path (cluster nodes install aistpp itself).
+_ROOT = Path(__file__).resolve().parents[1]
+if (_ROOT / "aistpp" / "__init__.py").is_file() and str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
 
 
 def main(argv=None) -> int:

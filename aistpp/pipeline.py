@@ -409,6 +409,7 @@ class RunSummary:
     stage_seconds: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
     executor: str = "local"
+    music: dict = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         def f(v, unit=""):
@@ -423,6 +424,13 @@ class RunSummary:
         if self.stage_seconds:
             out.append("  time per stage (s, summed over sequences): "
                        + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
+        if self.music:
+            if "error" in self.music:
+                out.append(f"  music features: ERROR {self.music['error']}")
+            else:
+                out.append(f"  music features: {len(self.music['added'])} added, {len(self.music['cached'])} "
+                           f"already cached, {len(self.music['missing'])} missing"
+                           + (f" ({', '.join(sorted(self.music['missing']))})" if self.music["missing"] else ""))
         for s, r in self.failed.items():
             out.append(f"  FAILED {s}: {r}")
         return out
@@ -439,13 +447,15 @@ def _median(vals):
 def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config: PipelineConfig = PipelineConfig(),
                 videos: str | Path | None = None, executor: str = "local", workers: int = 1,
                 ray_address: str | None = None, progress: bool = False, commit_every: int = 8,
-                commit_seconds: float = 60.0, force: bool = False) -> RunSummary:
+                commit_seconds: float = 60.0, force: bool = False, music: str | Path | None = None) -> RunSummary:
     """Reconstruct ``sequences`` (default: :func:`select_sequences`) from ``annotations`` into the corpus ``out``.
 
     Sequences already stored with status ok and the same config hash are skipped (``force`` redoes them); changed
     or failed ones are redone. Results are committed every ``commit_every`` sequences or ``commit_seconds``
     (atomically), so a killed run keeps its committed work. ``executor``: ``local`` (process pool of ``workers``;
-    1 = in this process) or ``ray`` (``ray_address`` or a local Ray with ``workers`` CPUs).
+    1 = in this process) or ``ray`` (``ray_address`` or a local Ray with ``workers`` CPUs). ``music``: a folder of
+    ``<music_id>.wav`` files; their 35-d features are cached in the corpus after the reconstruction
+    (:func:`aistpp.audio.add_music_to_corpus`, resumable too).
     """
     from aistpp.executors import get_executor
 
@@ -500,6 +510,16 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
             bar.close()
         finally:
             logfile.close()
+        if music is not None:
+            from aistpp.audio import add_music_to_corpus
+
+            writer.flush()
+            try:
+                res = add_music_to_corpus(out, music, writer=writer, progress=progress)
+                summary.music = {"added": res["added"], "cached": res["cached"], "missing": sorted(res["missing"])}
+            except AistppError as err:
+                summary.music = {"error": str(err)}
+                log.error("music features: %s", err)
         writer.compact()
     summary.reprojection_error_px = _median([s.get("reprojection_error_px") for s in stats_all])
     summary.smpl_loss = _median([s.get("smpl_loss") for s in stats_all])

@@ -167,3 +167,24 @@ def test_dying_worker_fails_only_its_sequence(annotations_dir, tmp_path):
     assert results["gBR_sBM_cAll_d04_mBR1_ch01"].status == "failed"
     assert "worker process died" in results["gBR_sBM_cAll_d04_mBR1_ch01"].reason
     assert all(r.status == "ok" for s, r in results.items() if s != "gBR_sBM_cAll_d04_mBR1_ch01")
+
+
+def test_reconstruct_caches_music_features(annotations_dir, tmp_path):
+    pytest.importorskip("librosa")
+    from aistpp.corpus import Corpus, verify_corpus
+    from aistpp.demo import _write_wav, beat_track
+
+    kp = shared_kp2d(annotations_dir, slice(0, 30))
+    seqs = {"gBR_sBM_cAll_d04_mBR0_ch01": kp, "gBR_sBM_cAll_d04_mBR1_ch01": kp}
+    root = make_tree(annotations_dir, tmp_path / "tree", seqs)
+    _write_wav(tmp_path / "music" / "mBR0.wav", beat_track(2.0, 80))  # mBR1 has no file
+    s = reconstruct(root, tmp_path / "c", list(seqs), PipelineConfig(stages=("triangulate",)), workers=1,
+                    music=tmp_path / "music")
+    assert s.music == {"added": ["mBR0"], "cached": [], "missing": ["mBR1"]} and not s.failed
+    c = Corpus(tmp_path / "c")
+    feats = c.music("mBR0")
+    assert feats.shape[1] == 35 and abs(feats.shape[0] - 120) <= 2  # 2 s at 60 fps
+    assert verify_corpus(tmp_path / "c").ok
+    again = reconstruct(root, tmp_path / "c", list(seqs), PipelineConfig(stages=("triangulate",)), workers=1,
+                        music=tmp_path / "music")
+    assert again.music["cached"] == ["mBR0"] and len(again.skipped) == 2

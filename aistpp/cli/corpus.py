@@ -36,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--detector", choices=("mediapipe", "onnx"), default="mediapipe",
                    help="2D detector for --from videos (default mediapipe; onnx needs --detector-model)")
     p.add_argument("--detector-model", metavar="FILE", help="the .onnx pose model of --detector onnx")
+    p.add_argument("--music", metavar="DIR",
+                   help="folder of <music_id>.wav: cache their 35-d music features in the corpus afterwards")
     p.add_argument("--frames", metavar="START:STOP", help="reconstruct only these frames (debugging)")
     p.add_argument("--force", action="store_true", help="redo sequences even if finished with the same config")
     p.add_argument("--commit-every", type=int, default=8, metavar="N",
@@ -122,9 +124,9 @@ def cmd_reconstruct(args) -> int:
                             split=args.split, source=args.source)
     summary = reconstruct(args.annotations, args.out, seqs, config, videos=args.videos, executor=args.executor,
                           workers=args.workers, ray_address=args.ray_address, progress=sys.stderr.isatty(),
-                          commit_every=args.commit_every, force=args.force)
+                          commit_every=args.commit_every, force=args.force, music=args.music)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else "\n".join(summary.lines()))
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or "error" in summary.music else 0
 
 
 def cmd_verify(args) -> int:

@@ -46,6 +46,22 @@ def test_perturbed_cameras_recover_official_error(tree, shared_sequences):
     assert r_got < 2.0 and r_got < 0.5 * r_start, (r_got, r_start)
 
 
+def test_ring_initialization_converges(tree, shared_sequences):
+    """From the hand-made ring (no knowledge of the real cameras) to the official cameras' reprojection error."""
+    seq = shared_sequences[1]
+    k2 = tree.read("keypoints2d", seq)["keypoints2d"]
+    official = tree.cameras_for(seq)
+    res = bundle_adjust(k2, ring_cameras(), CalibrationConfig(n_points=1500,
+                                                              thresholds_px=(200.0, 100.0, 50.0, 25.0, 12.0)))
+    e_official = np.nanmedian(observation_error(official, k2))
+    assert res.initial_error_px > 2 * e_official
+    assert res.final_error_px <= 1.1 * e_official, (res.final_error_px, e_official)
+    ref = tree.read("keypoints3d", seq)["keypoints3d"]
+    got = triangulate_dlt(k2, res.cameras)
+    ok = np.isfinite(ref).all(-1) & np.isfinite(got).all(-1)
+    assert _aligned_residual(got[ok], ref[ok]) < 2.0
+
+
 def _aligned_residual(a, b):
     """Median distance (cm) between point sets a, b (K, 3) after the best similarity a -> b (Umeyama)."""
     ma, mb = a.mean(0), b.mean(0)

@@ -151,7 +151,8 @@ def test_missing_view_all_nan_joints_and_missing_file(annotations_dir, tmp_path)
 def test_kill_9_mid_run_then_resume(annotations_dir, tmp_path):
     kp = shared_kp2d(annotations_dir, slice(0, 576))
     names = [f"gBR_sBM_cAll_d04_mBR{k}_ch0{c}" for k in range(4) for c in (1, 3)]
-    seqs = {s: kp[:, 72 * i: 72 * i + 72] for i, s in enumerate(names)}
+    # 576 frames each (rotated so every sequence differs): long enough to kill the run between commits
+    seqs = {s: np.roll(kp, 72 * i, axis=1) for i, s in enumerate(names)}
     root = make_tree(annotations_dir, tmp_path / "tree", seqs)
     out = tmp_path / "corpus"
     cmd = [sys.executable, "-m", "aistpp", "reconstruct", "--annotations", str(root), "--out", str(out),

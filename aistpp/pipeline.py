@@ -325,6 +325,7 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
              if k in ("keypoints2d", "keypoints3d", "smpl/poses"))
     res.stats["frames"] = int(n)
     res.stats["views_missing"] = len(flags.get("views_missing", []))
+    flags["ignore_list"] = seq in set(tree.ignore_list())  # datasets drop these by default, like the official split
     res.attrs = sequence_attrs(seq, setting, quality=flags)
     res.arrays = arrays
 

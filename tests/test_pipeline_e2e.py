@@ -121,6 +121,7 @@ def test_missing_view_all_nan_joints_and_missing_file(annotations_dir, tmp_path)
     seqs = {"gBR_sBM_cAll_d04_mBR0_ch01": no_view, "gBR_sBM_cAll_d04_mBR1_ch01": no_wrists,
             "gBR_sBM_cAll_d04_mBR3_ch01": None, "gBR_sBM_cAll_d04_mBR4_ch01": kp}
     root = make_tree(annotations_dir, tmp_path / "tree", seqs)
+    (root / "ignore_list.txt").write_text("gBR_sBM_cAll_d04_mBR4_ch01\n")
     summary = reconstruct(root, tmp_path / "corpus", list(seqs), PipelineConfig(fit=fast_fit()), workers=1)
     assert "keypoints2d file missing" in summary.failed["gBR_sBM_cAll_d04_mBR3_ch01"]
     assert "gBR_sBM_cAll_d04_mBR4_ch01" in summary.done and "gBR_sBM_cAll_d04_mBR0_ch01" in summary.done
@@ -130,6 +131,9 @@ def test_missing_view_all_nan_joints_and_missing_file(annotations_dir, tmp_path)
     assert not (d["views_used"] & (1 << 2)).any()  # the missing view was never used
     assert np.nanmedian(np.linalg.norm(d["keypoints3d_optim"] - full, axis=-1)) < 1.0
     assert c.attrs("gBR_sBM_cAll_d04_mBR0_ch01")["quality"]["views_missing"] == [2]
+    # the official ignore list travels into the corpus, where the datasets drop flagged sequences by default
+    assert c.attrs("gBR_sBM_cAll_d04_mBR4_ch01")["quality"]["ignore_list"] is True
+    assert c.attrs("gBR_sBM_cAll_d04_mBR0_ch01")["quality"]["ignore_list"] is False
     wr = "gBR_sBM_cAll_d04_mBR1_ch01"
     if wr in summary.done:  # reconstructed from what it has: wrists not triangulable, the rest fine
         k = c.read(wr, ("keypoints3d",))["keypoints3d"]

@@ -206,7 +206,7 @@ def plot_bone_lengths(path, lengths: np.ndarray, fps: float = 60.0, bones=BONES,
     t = np.arange(len(lengths)) / fps
     for i, (a, b) in enumerate(bones):
         name = f"{COCO17[a]}-{COCO17[b]}".replace("left_", "L").replace("right_", "R")
-        ax.plot(t, rolling_median(lengths[:, i], smooth) / stab["median_cm"][i], lw=0.8,
+        ax.plot(t, rolling_median(lengths[:, i], smooth) / stab["median_cm"][i], lw=0.8, color=plt.cm.tab20(i % 20),
                 label=f"{name} {stab['median_cm'][i]:.0f} cm, cv {100 * stab['cv'][i]:.1f}%")
     ax.set(xlabel="time (s)", ylabel="length / median", title=title or "bone-length stability")
     ax.legend(fontsize=6, ncol=3)

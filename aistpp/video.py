@@ -20,6 +20,7 @@ the grid). Decoding uses PyAV (FFmpeg); OpenCV is not needed here.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -417,3 +418,40 @@ class SequenceReader:
                 assert s == start and len(fr) == b, (s, start, len(fr), b)
                 frames[v], valid[k] = fr, ok
             yield SequenceBatch(start, ts[start:start + b], frames, valid, self.views)
+
+
+def write_video(path: str | Path, frames, pts=None, time_base=None, preset: str = "ultrafast", crf: int = 10,
+                container_options: dict | None = None) -> int:
+    """Encode RGB frames (an iterable of (H, W, 3) uint8) to an H.264 ``path`` (atomically); returns the count.
+
+    ``pts``: presentation timestamps in ``time_base`` ticks (default frame k at tick k with ``time_base`` 1/60 s),
+    so a test or a demo can write a 59.94 fps view or one with a dropped frame. ``preset`` "medium" uses B-frames
+    (decode order differs from presentation order); ``container_options`` go to the muxer (e.g. ``{"movflags":
+    "faststart"}``).
+    """
+    from fractions import Fraction
+
+    import av
+
+    from aistpp.io.atomic import atomic_path
+
+    time_base = Fraction(1, 60) if time_base is None else time_base
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise AistppError("no frames to write", path)
+    ticks = iter(pts) if pts is not None else iter(range(1 << 62))
+    count = 0
+    with atomic_path(path, suffix=Path(path).suffix or ".mp4") as tmp:
+        with av.open(str(tmp), "w", options=container_options or {}) as container:
+            stream = container.add_stream("libx264", rate=Fraction(60))
+            stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+            stream.codec_context.time_base = time_base
+            stream.options = {"preset": preset, "crf": str(crf)}
+            for image in itertools.chain([first], frames):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = int(next(ticks)), time_base
+                container.mux(stream.encode(frame))
+                count += 1
+            container.mux(stream.encode())
+    return count

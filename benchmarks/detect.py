@@ -17,7 +17,6 @@ import argparse
 import os
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import sys
@@ -28,29 +27,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def make_video(path: Path, n: int) -> None:
-    import av
     import cv2
     from skimage.data import astronaut
+
+    from aistpp.video import write_video
 
     photo = cv2.resize(astronaut(), (720, 720), interpolation=cv2.INTER_CUBIC)
     rng = np.random.default_rng(0)
     grain = [rng.normal(0, 5, (1080, 1920, 1)).astype(np.int16) for _ in range(8)]  # sensor-like noise
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=Fraction(60))
-    s.width, s.height, s.pix_fmt = 1920, 1080, "yuv420p"
-    s.options = {"preset": "veryfast", "crf": "20"}
-    for i in range(n):
-        img = np.full((1080, 1920, 3), 110, np.uint8)
-        x, y = 300 + 4 * i, 200 + int(40 * np.sin(i / 10))
-        img[y:y + 720, x:x + 720] = photo
-        img = np.clip(img + grain[i % 8], 0, 255).astype(np.uint8)
-        f = av.VideoFrame.from_ndarray(img, format="rgb24")
-        f.pts, f.time_base = i, Fraction(1, 60)
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
+
+    def frames():
+        for i in range(n):
+            img = np.full((1080, 1920, 3), 110, np.uint8)
+            x, y = 300 + 4 * i, 200 + int(40 * np.sin(i / 10))
+            img[y:y + 720, x:x + 720] = photo
+            yield np.clip(img + grain[i % 8], 0, 255).astype(np.uint8)
+
+    write_video(path, frames(), preset="veryfast", crf=20)
 
 
 def timed(fn, repeat: int = 1) -> float:

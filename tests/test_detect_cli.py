@@ -6,7 +6,6 @@ view's offset. View c02 is missing, c03 has another size.
 """
 
 import json
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from aistpp.cli import main  # noqa: E402
 from aistpp.detect.draw import LEFT_RGB, RIGHT_RGB  # noqa: E402
 from aistpp.io.annotations import read_keypoints2d  # noqa: E402
 from aistpp.skeleton import INDEX  # noqa: E402
+from aistpp.video import write_video as write_video_file  # noqa: E402
 
 SEQ = "gJS_sBM_cAll_d03_mJS2_ch07"
 W, H, N = 384, 288, 12
@@ -35,18 +35,7 @@ def photo_frame(dx, dy, size=(W, H)):
 
 
 def write_video(path, frame, n=N, size=(W, H)):
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=Fraction(60))
-    s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-    s.options = {"preset": "ultrafast", "crf": "12"}
-    for i in range(n):
-        f = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        f.pts, f.time_base = i, Fraction(1, 60)
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
+    write_video_file(path, [frame] * n, crf=12)
 
 
 @pytest.fixture(scope="module")

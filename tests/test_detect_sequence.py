@@ -1,8 +1,6 @@
 """detect_sequence / detect_sequence_parallel on synthetic views: every grid frame gets the keypoints of the frame
 shown at that time, holes and unusable views stay NaN, finished views are reused on a re-run."""
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 
@@ -11,36 +9,21 @@ av = pytest.importorskip("av")
 from aistpp.detect import detect_sequence  # noqa: E402
 from aistpp.detect.runner import DetectorSpec, detect_sequence_parallel  # noqa: E402
 from aistpp.video import VideoConfig  # noqa: E402
+from aistpp.video import write_video as write_video_file  # noqa: E402
+
+import videotools  # noqa: E402
+from videotools import read_stripes  # noqa: E402
 
 SEQ = "gPO_sBM_cAll_d10_mPO1_ch02"
 W, H, N = 128, 72, 40
 
 
 def stripes(index):
-    img = np.zeros((H, W, 3), np.uint8)
-    for k in range(8):
-        if (index >> k) & 1:
-            img[:, k * 16:(k + 1) * 16] = 255
-    return img
-
-
-def read_stripes(img):
-    return int(sum((img[H // 4:3 * H // 4, k * 16 + 4:k * 16 + 12, 0].mean() > 127) << k for k in range(8)))
+    return videotools.stripes(index, W, H)
 
 
 def write_video(path, pts_ticks, index_of=lambda k: k):
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=Fraction(60))
-    s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-    s.options = {"preset": "ultrafast", "crf": "10"}
-    for k, t in enumerate(pts_ticks):
-        f = av.VideoFrame.from_ndarray(stripes(index_of(k)), format="rgb24")
-        f.pts, f.time_base = int(t), Fraction(1, 60)
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
+    write_video_file(path, (stripes(index_of(k)) for k in range(len(pts_ticks))), pts=pts_ticks)
 
 
 @pytest.fixture(scope="module")

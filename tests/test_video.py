@@ -11,9 +11,13 @@ import pytest
 
 av = pytest.importorskip("av")
 
+import videotools  # noqa: E402
+from videotools import read_stripes  # noqa: E402
+
 from aistpp.video import (  # noqa: E402
     CORRUPT, MISSING, OK, REALIGNED, RESOLUTION, TRUNCATED, SequenceReader, VideoConfig, align_to_grid, probe_view,
 )
+from aistpp.video import write_video as write_video_file  # noqa: E402
 
 SEQ = "gBR_sBM_cAll_d04_mBR0_ch01"
 W, H = 192, 108
@@ -21,38 +25,14 @@ N = 90  # 1.5 s at 60 fps
 
 
 def stripes(index: int, width: int = W, height: int = H) -> np.ndarray:
-    img = np.zeros((height, width, 3), np.uint8)
-    sw = width // 8
-    for k in range(8):
-        if (index >> k) & 1:
-            img[:, k * sw:(k + 1) * sw] = 255
-    img[:, :, 1] //= 2  # not grey, so an R/B swap would be visible in channel 1 only; harmless for the code
-    return img
-
-
-def read_stripes(img: np.ndarray) -> int:
-    h, w = img.shape[:2]
-    sw = w // 8
-    bits = [img[h // 4:3 * h // 4, k * sw + sw // 4:(k + 1) * sw - sw // 4, 0].mean() > 127 for k in range(8)]
-    return int(sum(b << k for k, b in enumerate(bits)))
+    return videotools.stripes(index, width, height)
 
 
 def write_video(path, pts_ticks, time_base=Fraction(1, 60000), size=(W, H), index_of=None, preset="ultrafast"):
     """Write frames with the given PTS (in ``time_base`` ticks); frame k shows index_of(k) (default k).
     preset "medium" uses B-frames (decode order != presentation order)."""
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=Fraction(60))
-    s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-    s.codec_context.time_base = time_base
-    s.options = {"preset": preset, "crf": "10"}
-    for k, t in enumerate(pts_ticks):
-        f = av.VideoFrame.from_ndarray(stripes(k if index_of is None else index_of(k), *size), format="rgb24")
-        f.pts, f.time_base = int(t), time_base
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
+    frames = (stripes(k if index_of is None else index_of(k), *size) for k in range(len(pts_ticks)))
+    write_video_file(path, frames, pts=pts_ticks, time_base=time_base, preset=preset)
 
 
 @pytest.fixture(scope="module")
@@ -166,18 +146,7 @@ def test_truncated_faststart_file_is_reported_and_read_up_to_the_cut(tmp_path):
     # moov atom first (index of all 90 frames), then the media data cut at 40%: the index promises frames the
     # file no longer holds; decoding must stop at the cut, the rest become holes, the state says truncated
     path = tmp_path / f"{SEQ.replace('cAll', 'c01')}.mp4"
-    c = av.open(str(path), "w", options={"movflags": "faststart"})
-    s = c.add_stream("libx264", rate=Fraction(60))
-    s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-    s.options = {"preset": "ultrafast", "crf": "10"}
-    for k in range(N):
-        f = av.VideoFrame.from_ndarray(stripes(k), format="rgb24")
-        f.pts, f.time_base = k, Fraction(1, 60)
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
+    write_video_file(path, (stripes(k) for k in range(N)), container_options={"movflags": "faststart"})
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.4)])
     reader = SequenceReader(tmp_path, SEQ, n_frames=N, config=VideoConfig(expected_size=(W, H), batch_size=32),

@@ -8,7 +8,7 @@ Names are resolved lazily (PEP 562) so ``import aistpp.data`` does not import to
 
 from __future__ import annotations
 
-import importlib
+from aistpp._lazy import lazy_attributes
 
 _LAZY = {
     "SequenceDataset": "aistpp.data.datasets",
@@ -24,17 +24,4 @@ _LAZY = {
     "decode_motion": "aistpp.data.motion",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aistpp.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, __all__ = lazy_attributes("aistpp.data", _LAZY)

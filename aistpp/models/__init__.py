@@ -9,7 +9,7 @@ Names are resolved lazily so ``import aistpp.models`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
+from aistpp._lazy import lazy_attributes
 
 _LAZY = {
     "FACTConfig": "aistpp.models.fact",
@@ -35,17 +35,4 @@ _LAZY = {
     "demo_step": "aistpp.models.demo",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aistpp.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, __all__ = lazy_attributes("aistpp.models", _LAZY)

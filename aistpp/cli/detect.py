@@ -299,37 +299,22 @@ def _write_image(path, rgb):
 
 
 def _write_video(path, video, view, kps, vcfg, status, pts, min_conf):
-    from fractions import Fraction
-
-    import av
-
     from aistpp.detect.draw import draw_keypoints
-    from aistpp.io.atomic import atomic_path
-    from aistpp.video import iter_view
+    from aistpp.video import iter_view, write_video
 
-    path = Path(path)
     n = kps.shape[0]
     w, h = status.size
     bar = _progress_bar(n, "overlay")
-    with atomic_path(path, suffix=path.suffix or ".mp4") as tmp:
-        c = av.open(str(tmp), "w", format="mp4")
-        try:
-            s = c.add_stream("libx264", rate=Fraction(60))
-            s.width, s.height, s.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-            s.options = {"preset": "veryfast", "crf": "20"}
-            for start, frames, valid in iter_view(video, view, n, vcfg, status, pts):
-                for j, img in enumerate(frames):
-                    i = start + j
-                    lab = f"{view} frame {i}" + ("" if valid[j] else " (no frame at this time)")
-                    drawn = draw_keypoints(img, kps[i], min_conf, label=lab)[:s.height, :s.width]
-                    frame = av.VideoFrame.from_ndarray(drawn, format="rgb24")
-                    frame.pts = i
-                    frame.time_base = Fraction(1, 60)
-                    for p in s.encode(frame):
-                        c.mux(p)
-                bar.update(len(frames))
-            for p in s.encode():
-                c.mux(p)
-        finally:
-            c.close()
-            bar.close()
+
+    def drawn_frames():
+        for start, frames, valid in iter_view(video, view, n, vcfg, status, pts):
+            for j, img in enumerate(frames):
+                i = start + j
+                lab = f"{view} frame {i}" + ("" if valid[j] else " (no frame at this time)")
+                yield draw_keypoints(img, kps[i], min_conf, label=lab)[: h - h % 2, : w - w % 2]  # even for yuv420p
+            bar.update(len(frames))
+
+    try:
+        write_video(path, drawn_frames(), preset="veryfast", crf=20)
+    finally:
+        bar.close()

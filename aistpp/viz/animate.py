@@ -60,7 +60,10 @@ def write_video(path, frames: Iterable[np.ndarray], fps: float) -> Path:
                 if writer is not None:
                     writer.release()
         else:
-            from PIL import Image
+            try:
+                from PIL import Image
+            except ImportError:
+                raise AistppError("gif output needs Pillow: pip install 'aistpp[viz]' (or write .mp4)", path) from None
 
             images = [Image.fromarray(np.ascontiguousarray(fr[..., ::-1])) for fr in frames]
             n = len(images)

@@ -270,6 +270,13 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
         kp2d = data["keypoints2d"]
         if kp2d.shape[0] != len(cameras):
             raise AistppError(f"keypoints2d has {kp2d.shape[0]} views but setting {setting} has {len(cameras)}")
+        from aistpp.triangulate import KNOWN_BAD_VIEWS
+
+        if seq in KNOWN_BAD_VIEWS:  # views the official pipeline dropped (unsynchronized / wrong resolution)
+            kp2d = kp2d.copy()
+            kp2d[list(KNOWN_BAD_VIEWS[seq])] = np.nan
+            data["keypoints2d"] = kp2d
+            log.info("%s: views %s blanked as in the official pipeline", seq, list(KNOWN_BAD_VIEWS[seq]))
         arrays.update(data)
     k3_for_fit = None
     flags: dict = {}

@@ -99,6 +99,11 @@ def demo_step(corpus_path, out_dir, music_dir=None, steps: int = 20, batch_size:
             "config": ecfg.to_dict(), "seconds": seconds, "out": str(out)}
 
 
+def _fmt(value: float) -> str:
+    """Plain figures, and huge ones (a constant feature over a tiny pool, see the notes) flagged as such."""
+    return f"{value:.3f}" if abs(value) < 1e5 else f"{value:.2e} (degenerate pool)"
+
+
 def fact_demo_step(ctx):
     """Adapter for :func:`aistpp.demo.add_step`: runs :func:`demo_step` on ``ctx.corpus`` into ``ctx.out/fact``."""
     from aistpp.demo import DemoStep
@@ -113,7 +118,7 @@ def fact_demo_step(ctx):
              f"({s['seconds']['generate']:.1f} s)"]
     for row in ("ground_truth", "generated"):
         r = s["metrics"].get(row) or {}
-        lines.append(f"{row}: " + ", ".join(f"{k} {r.get(k, float('nan')):.3f}" for k in METRIC_KEYS)
+        lines.append(f"{row}: " + ", ".join(f"{k} {_fmt(r.get(k, float('nan')))}" for k in METRIC_KEYS)
                      + " (FACT protocol)")
     lines.append("a few synthetic sequences and the stand-in body: the numbers only show that the stages connect")
     lines += [f"note: {n}" for n in s["metrics_notes"]]

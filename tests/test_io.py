@@ -1,4 +1,3 @@
-import json
 import os
 import pickle
 
@@ -203,3 +202,19 @@ def test_mapping_and_cameras_for(tree):
     assert tree.cameras_for("gJS_sBM_cAll_d03_mJS2_ch07").setting == "setting4"
     assert len(tree.settings()) == 14
     assert len(tree.ignore_list()) == 45
+
+
+def test_atomic_writes_have_normal_permissions_and_leave_nothing_on_failure(tmp_path):
+    from aistpp.io.atomic import atomic_path, atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+        with pytest.raises(RuntimeError):
+            with atomic_path(tmp_path / "b.txt") as tmp:
+                tmp.write_text("half")
+                raise RuntimeError("killed")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    finally:
+        os.umask(umask)

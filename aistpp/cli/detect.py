@@ -122,7 +122,6 @@ def cmd_detect(args) -> int:
     bar = None
 
     def progress(n):
-        nonlocal bar
         bar.update(n)
 
     from aistpp.video import SequenceReader

@@ -106,7 +106,7 @@ def _parse_schedule(text: str) -> tuple:
 
 def cmd_train(args) -> int:
     from aistpp.data import FACTDataset
-    from aistpp.models.fact import FACTConfig, build_fact
+    from aistpp.models.fact import build_fact
     from aistpp.models.train import TrainConfig, latest_checkpoint, load_checkpoint, train
 
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,

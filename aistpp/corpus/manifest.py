@@ -119,12 +119,7 @@ def read_manifest(root: str | Path) -> dict:
 
 def write_manifest(root: str | Path, manifest: dict) -> None:
     """Write the manifest atomically (the commit point of every corpus change)."""
-    import os
-
     manifest["updated"] = now_iso()
     text = json.dumps(_plain(manifest), indent=1, sort_keys=False) + "\n"
     with atomic_path(Path(root) / MANIFEST) as tmp:
         tmp.write_text(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)

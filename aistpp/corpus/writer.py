@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -37,13 +36,6 @@ def _h5py():
     import h5py
 
     return h5py
-
-
-def make_readable(path) -> None:
-    """Give a new file the permissions of a normal file (temporary files are created 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def write_attrs(obj, attrs: dict) -> None:
@@ -245,7 +237,6 @@ class CorpusWriter:
                                                chunks=(min(1024, max(1, len(arrays["features"]))), MUSIC_DIM),
                                                compression=self.compression, shuffle=True)
                             write_attrs(grp, attrs)
-                make_readable(tmp)
             self.manifest["shards"][name] = {
                 "bytes": path.stat().st_size, "sha256": file_sha256(path),
                 "sequences": sum(k == "seq" for k, *_ in pending), "music": sum(k == "music" for k, *_ in pending),
@@ -320,7 +311,6 @@ class CorpusWriter:
                             for k, e in music:
                                 if e["shard"] == src_name:
                                     src.copy(src["music"][k], dst.require_group("music"), name=k)
-                make_readable(tmp)
             self.manifest["shards"][name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path),
                                              "sequences": len(members), "music": len(music), "created": now_iso()}
             for _, e in members + music:

@@ -23,9 +23,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None):
-    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``.
+    """Yield a temporary path beside ``path``; on success give it normal file permissions (0666 less the umask;
+    ``mkstemp`` creates 0600), fsync it and rename it onto ``path``.
 
     On an exception the temporary file is removed and ``path`` is untouched.
     """
@@ -37,6 +44,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -318,7 +318,6 @@ def train(model: FACTModel, dataset, config: TrainConfig = TrainConfig(), run_di
                                                                            else "cpu")
     rank, world, device = _ddp_setup(device)
     is_main = rank == 0
-    ckdir = run_dir / "checkpoints"
     existing = latest_checkpoint(run_dir)
     if existing is not None and not resume:
         raise AistppError("run directory already holds checkpoints; pass --resume to continue or choose a new "

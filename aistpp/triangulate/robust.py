@@ -138,7 +138,6 @@ def triangulate_robust(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_th
     V = kp.shape[0]
     shape = kp.shape[1:-1]
     flat = kp.reshape(V, -1, 3)
-    M = flat.shape[1]
     w = observation_weights(flat, conf_threshold, weighted)
     good = w > 0
     xy = normalize_points(np.where(good[..., None], flat, np.nan), cameras)

@@ -101,7 +101,7 @@ class _Problem:
     def system(self, X, L):
         """Gauss-Newton matrix ``J^T W J`` in LAPACK upper banded storage ``ab`` (3J + 1, n), ``ab[u + i - j, j]
         = H[i, j]`` for i <= j, and gradient ``g = J^T W r`` (n,) (half the gradient of :meth:`cost` at fixed L)."""
-        V, F, J, n, bw = self.V, self.F, self.J, self.n, self.bw
+        F, J, n, bw = self.F, self.J, self.n, self.bw
         r, cam, z, p = self.reproj(X)
         e2 = (r * r).sum(-1)
         s2 = self.s_reproj ** 2

@@ -9,7 +9,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from aistpp.corpus.writer import make_readable
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
 from aistpp.viz.render import canvas, draw_floor, hstack_panels, look_at_camera, render_skeleton, skeleton_for
@@ -72,7 +71,6 @@ def write_video(path, frames: Iterable[np.ndarray], fps: float) -> Path:
                                duration=max(20, int(round(1000 / fps))), loop=0)
         if n == 0:
             raise AistppError("no frames to write", path)
-    make_readable(path)
     log.info("wrote %d frames to %s", n, path)
     return path
 

@@ -47,12 +47,6 @@ Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 
 
-def _readable(path) -> None:
-    from aistpp.corpus.writer import make_readable  # temporary files are created 0600
-
-    make_readable(path)
-
-
 def _check_motion(smpl_poses, smpl_trans, smpl_scaling):
     poses = np.asarray(smpl_poses, np.float64)
     trans = np.asarray(smpl_trans, np.float64)
@@ -182,7 +176,6 @@ def write_bvh(path, smpl_poses, smpl_trans, smpl_scaling, rest_joints, parents=S
               names=SMPL_JOINT_NAMES, fps: float = 60.0, order: str = "ZXY") -> Path:
     """Write :func:`bvh_text` to ``path`` atomically; returns the path."""
     atomic_write_text(path, bvh_text(smpl_poses, smpl_trans, smpl_scaling, rest_joints, parents, names, fps, order))
-    _readable(path)
     return Path(path)
 
 
@@ -357,7 +350,6 @@ def write_amass_npz(path, smpl_poses, smpl_trans, smpl_scaling, pelvis_rest=None
     arrays = amass_arrays(smpl_poses, smpl_trans, smpl_scaling, pelvis_rest, up, layout, gender, fps)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-    _readable(path)
     return Path(path)
 
 

@@ -210,11 +210,9 @@ def write_overlay_png(path, image_rgb: np.ndarray) -> Path:
     """Write one RGB image as PNG atomically."""
     import cv2
 
-    from aistpp.corpus.writer import make_readable
     from aistpp.io.atomic import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(image_rgb[..., ::-1])):
             raise AistppError("could not write PNG", path)
-    make_readable(path)
     return Path(path)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aistpp.corpus.writer import make_readable
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
 from aistpp.skeleton import BONES, COCO17
@@ -152,7 +151,6 @@ def _save(fig, path) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    make_readable(path)
     return Path(path)
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aistpp.corpus.writer import make_readable
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_write_text
 from aistpp.viz.sources import SequenceData, smpl_forward
@@ -278,7 +277,6 @@ def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict
         skipped["qa_motion"] = "needs keypoints3d, or SMPL and a body model"
     jpath = target("qa.json")[0]
     atomic_write_text(jpath, json.dumps(summary, indent=1))
-    make_readable(jpath)
     paths.append(str(jpath))
     return paths
 

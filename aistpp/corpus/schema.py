@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from aistpp.errors import AistppError
+from aistpp.shapes import format_spec, match_shape
 
 SCHEMA_VERSION = 1
 CHUNK_FRAMES = 256
@@ -99,27 +100,16 @@ def validate_arrays(arrays: dict, where: str = "") -> tuple[dict, int, int | Non
             if name == "smpl/loss":
                 arr = np.asarray(float(arr.ravel()[0]) if arr.size else np.nan)
             arr = arr.astype(dtype, copy=False)
-        if arr.ndim != len(spec):
-            raise AistppError(f"{where}{name} has shape {arr.shape}, expected {_fmt(spec)}")
-        for dim, want in zip(arr.shape, spec):
-            if want == "N":
-                have = family_frames.setdefault(family, dim)
-                ok = dim == have
-            elif want == "V":
-                views = dim if views is None else views
-                ok = dim == views
-            else:
-                ok = dim == want
-            if not ok:
-                raise AistppError(f"{where}{name} has shape {arr.shape}, expected {_fmt(spec)} "
-                                  f"(N={family_frames.get(family)}, V={views})")
+        dims = {k: v for k, v in (("N", family_frames.get(family)), ("V", views)) if v is not None}
+        if not match_shape(arr.shape, spec, dims):
+            raise AistppError(f"{where}{name} has shape {arr.shape}, expected {format_spec(spec)} "
+                              f"(N={family_frames.get(family)}, V={views})")
+        if "N" in dims:
+            family_frames[family] = dims["N"]
+        views = dims.get("V", views)
         out[name] = arr
     frames = next((family_frames[f] for f in ("2d", "3d", "smpl") if f in family_frames), 0)
     return out, frames, views
-
-
-def _fmt(spec) -> str:
-    return "(" + ", ".join(str(s) for s in spec) + ")"
 
 
 def chunk_shape(name: str, shape: tuple) -> tuple | None:

@@ -24,26 +24,27 @@ from aistpp.io.atomic import atomic_write_text
 from aistpp.io.cameras import CameraGroup, load_cameras
 from aistpp.io.safe_pickle import load_pickle, save_pickle
 from aistpp.naming import parse_name
+from aistpp.shapes import format_spec, match_shape
 from aistpp.skeleton import COCO17, NUM_JOINTS  # noqa: F401  (re-exported)
 
 NUM_VIEWS = 9
 FPS = 60
 
 
-# (key, trailing shape, dtype) per file kind; None in a shape is the frame count N, "V" the number of views.
+# (key, shape, dtype) per file kind; "N" is the frame count, "V" the number of views (see aistpp.shapes).
 _SCHEMAS = {
     "keypoints2d": {
-        "keypoints2d": (("V", None, NUM_JOINTS, 3), np.float32),
-        "det_scores": (("V", None), np.float32),
-        "timestamps": ((None,), np.int64),
+        "keypoints2d": (("V", "N", NUM_JOINTS, 3), np.float32),
+        "det_scores": (("V", "N"), np.float32),
+        "timestamps": (("N",), np.int64),
     },
     "keypoints3d": {
-        "keypoints3d": ((None, NUM_JOINTS, 3), np.float64),
-        "keypoints3d_optim": ((None, NUM_JOINTS, 3), np.float64),
+        "keypoints3d": (("N", NUM_JOINTS, 3), np.float64),
+        "keypoints3d_optim": (("N", NUM_JOINTS, 3), np.float64),
     },
     "motions": {
-        "smpl_poses": ((None, 72), np.float32),
-        "smpl_trans": ((None, 3), np.float32),
+        "smpl_poses": (("N", 72), np.float32),
+        "smpl_trans": (("N", 3), np.float32),
         "smpl_scaling": ((1,), np.float32),
     },
 }
@@ -55,35 +56,21 @@ def _check(kind: str, data, path) -> dict:
         raise AistppError(f"expected a dict of arrays for {kind}, got {type(data).__name__}", path)
     schema = _SCHEMAS[kind]
     out: dict = {}
-    n_frames = None
-    n_views = None
+    dims: dict = {}
     for key, (shape, dtype) in schema.items():
         if key not in data:
             if key in _OPTIONAL[kind]:
                 continue
             raise AistppError(f"missing key {key!r} (has {sorted(data)})", path)
         arr = np.asarray(data[key])
-        if arr.dtype == object or arr.ndim != len(shape):
-            raise AistppError(f"{key} has shape {arr.shape}, expected {_fmt(shape)}", path)
-        for dim, want in zip(arr.shape, shape):
-            if want is None:
-                n_frames = dim if n_frames is None else n_frames
-                ok = dim == n_frames
-            elif want == "V":
-                n_views = dim if n_views is None else n_views
-                ok = dim == n_views
-            else:
-                ok = dim == want
-            if not ok:
-                raise AistppError(f"{key} has shape {arr.shape}, expected {_fmt(shape)} (N={n_frames})", path)
+        if arr.dtype == object or not match_shape(arr.shape, shape, dims):
+            bound = ", ".join(f"{k}={v}" for k, v in dims.items())
+            raise AistppError(f"{key} has shape {arr.shape}, expected {format_spec(shape)}"
+                              + (f" ({bound})" if bound else ""), path)
         out[key] = arr.astype(dtype, copy=False)
     if kind == "motions":
         out["smpl_loss"] = float(data.get("smpl_loss", np.nan))
     return out
-
-
-def _fmt(shape) -> str:
-    return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
 
 
 def read_keypoints2d(path: str | Path) -> dict:

@@ -122,12 +122,12 @@ def test_demo_step(corpus, tmp_path):
     assert s["metrics"]["generated"]["n"] == 2 and np.isfinite(s["metrics"]["generated"]["FID_k"])
 
 
-def test_fact_demo_step_adapter(corpus, tmp_path):
+def test_demo_fact_step(corpus, tmp_path):
     from types import SimpleNamespace
 
-    from aistpp.models.demo import fact_demo_step
+    from aistpp.demo import step_fact
 
     ctx = SimpleNamespace(corpus=corpus, out=tmp_path, music=None, config=SimpleNamespace(seed=1), results={})
-    step = fact_demo_step(ctx)
+    step = step_fact(ctx)
     assert step.title.startswith("FACT") and "ground_truth" in "\n".join(step.lines)
     assert ctx.results["fact"]["train"]["steps"] == 20

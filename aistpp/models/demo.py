@@ -1,7 +1,6 @@
 """The demo's last step: train the tiny FACT preset for a few steps on the demo corpus, generate, evaluate.
 
-``aistpp demo`` (owned by :mod:`aistpp.demo`) appends it with
-``add_step("fact", aistpp.models.demo.fact_demo_step)``; :func:`demo_step` is the library function behind it.
+:func:`demo_step` is the library function behind the ``fact`` step of ``aistpp demo`` (:mod:`aistpp.demo`).
 """
 
 from __future__ import annotations
@@ -98,28 +97,3 @@ def demo_step(corpus_path, out_dir, music_dir=None, steps: int = 20, batch_size:
             "metrics_notes": metrics["notes"],
             "config": ecfg.to_dict(), "seconds": seconds, "out": str(out)}
 
-
-def _fmt(value: float) -> str:
-    """Plain figures, and huge ones (a constant feature over a tiny pool, see the notes) flagged as such."""
-    return f"{value:.3f}" if abs(value) < 1e5 else f"{value:.2e} (degenerate pool)"
-
-
-def fact_demo_step(ctx):
-    """Adapter for :func:`aistpp.demo.add_step`: runs :func:`demo_step` on ``ctx.corpus`` into ``ctx.out/fact``."""
-    from aistpp.demo import DemoStep
-    from aistpp.models.metrics import METRIC_KEYS
-
-    s = demo_step(ctx.corpus, Path(ctx.out) / "fact", music_dir=ctx.music, seed=getattr(ctx.config, "seed", 0))
-    ctx.results["fact"] = s
-    tr = s["train"]
-    lines = [f"tiny FACT: {tr['steps']} steps on {tr['windows']} window(s), loss {tr['first_loss']:.4f} -> "
-             f"{tr['last_loss']:.4f} ({s['seconds']['train']:.1f} s)",
-             f"generated {len(s['generated'])} sequence(s) into {s['out']}/generated "
-             f"({s['seconds']['generate']:.1f} s)"]
-    for row in ("ground_truth", "generated"):
-        r = s["metrics"].get(row) or {}
-        lines.append(f"{row}: " + ", ".join(f"{k} {_fmt(r.get(k, float('nan')))}" for k in METRIC_KEYS)
-                     + " (FACT protocol)")
-    lines.append("a few synthetic sequences and the stand-in body: the numbers only show that the stages connect")
-    lines += [f"note: {n}" for n in s["metrics_notes"]]
-    return DemoStep("FACT: train tiny, generate, evaluate", lines)

@@ -52,7 +52,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("export", help="write a corpus as the official annotation tree or SMPL .npz files",
+    p = sub.add_parser("export",
+                       help="write a corpus for other tools: official annotation tree, SMPL .npz, BVH, AMASS npz",
                        description="official: keypoints2d/, keypoints3d/ (keypoints3d = robust per-frame result, "
                                    "keypoints3d_optim = temporally optimized), motions/, cameras/ + mapping.txt; "
                                    "npz: <seq>.npz per sequence with canonical SMPL in metres (poses, trans = "

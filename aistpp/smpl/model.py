@@ -44,7 +44,7 @@ MODEL_FILE_NAMES = {
 
 
 class _PickledState:
-    """Placeholder for an object of a class we refuse to import (chumpy, scipy.sparse): it only records the class
+    """Proxy for an object of a class we refuse to import (chumpy, scipy.sparse): it only records the class
     name and the state dict pickle hands to ``__setstate__``; :func:`_materialize` turns it into numpy."""
 
     qualname = "?"
@@ -61,19 +61,19 @@ class _PickledState:
         self.state = state if isinstance(state, dict) else {"state": state}
 
 
-def _placeholder(module: str, name: str):
+def _proxy_class(module: str, name: str):
     return type(name, (_PickledState,), {"qualname": f"{module}.{name}"})
 
 
 def _reconstructor(cls, base, state=None):
-    """Safe stand-in for ``copy_reg._reconstructor`` (protocol 0/1 pickles): only for our placeholders."""
+    """Safe stand-in for ``copy_reg._reconstructor`` (protocol 0/1 pickles): only for our proxies."""
     if not (isinstance(cls, type) and issubclass(cls, _PickledState)):
         raise AistppError(f"refusing to reconstruct {cls!r}")
     return cls.__new__(cls)
 
 
 class _Substitutes(dict):
-    """(module, name) -> safe callable: every chumpy class and the scipy sparse matrices become placeholders."""
+    """(module, name) -> safe callable: every chumpy class and the scipy sparse matrices become proxies."""
 
     _SPARSE = ("csc_matrix", "csr_matrix", "coo_matrix")
 
@@ -95,12 +95,12 @@ class _Substitutes(dict):
         if key[1] == "_reconstructor":
             return _reconstructor
         if key not in self.keys():
-            dict.__setitem__(self, key, _placeholder(*key))
+            dict.__setitem__(self, key, _proxy_class(*key))
         return dict.__getitem__(self, key)
 
 
 def _materialize(value: Any, path) -> Any:
-    """Turn placeholders into numpy arrays: a chumpy ``Ch`` holds its value in state['x']; a scipy sparse matrix
+    """Turn proxies into numpy arrays: a chumpy ``Ch`` holds its value in state['x']; a scipy sparse matrix
     holds data/indices/indptr (or row/col) and its shape. Anything else is refused."""
     if isinstance(value, dict):
         return {k: _materialize(v, path) for k, v in value.items()}

@@ -28,3 +28,14 @@ def tree(annotations_dir):
 def shared_sequences(tree):
     """The two sequences with full 2D/3D/SMPL annotations."""
     return SEQUENCES
+
+
+@pytest.fixture
+def torch_one_thread():
+    """One intra-op torch thread: tiny models gain nothing from more, and a shared 2-core CPU punishes them."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

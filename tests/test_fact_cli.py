@@ -5,19 +5,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from aistpp.cli import main
 
 BR, JS = "gBR_sBM_cAll_d04_mBR2_ch08", "gJS_sBM_cAll_d03_mJS2_ch07"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _music(n, period, seed):

@@ -16,13 +16,7 @@ from aistpp.models.train import TrainConfig, epoch_batches, load_checkpoint, mod
 SEQ = "gBR_sBM_cAll_d04_mBR2_ch08"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the tiny model is too small to gain from more, and a shared CPU punishes them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class Windows(torch.utils.data.Dataset):

@@ -420,22 +420,27 @@ class SequenceReader:
             yield SequenceBatch(start, ts[start:start + b], frames, valid, self.views)
 
 
-def write_video(path: str | Path, frames, pts=None, time_base=None, preset: str = "ultrafast", crf: int = 10,
-                container_options: dict | None = None) -> int:
+def write_video(path: str | Path, frames, fps: float = FPS, pts=None, time_base=None, preset: str = "ultrafast",
+                crf: int = 10, container_options: dict | None = None) -> int:
     """Encode RGB frames (an iterable of (H, W, 3) uint8) to an H.264 ``path`` (atomically); returns the count.
 
-    ``pts``: presentation timestamps in ``time_base`` ticks (default frame k at tick k with ``time_base`` 1/60 s),
-    so a test or a demo can write a 59.94 fps view or one with a dropped frame. ``preset`` "medium" uses B-frames
+    Frames are cropped to even sizes (yuv420p). ``pts``: presentation timestamps in ``time_base`` ticks (default
+    frame k at tick k with ``time_base`` 1/fps), so a test or a demo can write a 59.94 fps view or one with a
+    dropped frame. ``preset`` "medium" uses B-frames
     (decode order differs from presentation order); ``container_options`` go to the muxer (e.g. ``{"movflags":
     "faststart"}``).
     """
     from fractions import Fraction
 
-    import av
+    try:
+        import av
+    except ImportError:
+        raise AistppError("writing video needs PyAV: pip install 'aistpp[video]'", path) from None
 
     from aistpp.io.atomic import atomic_path
 
-    time_base = Fraction(1, 60) if time_base is None else time_base
+    rate = Fraction(fps).limit_denominator(1001)
+    time_base = 1 / rate if time_base is None else time_base
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
@@ -444,12 +449,13 @@ def write_video(path: str | Path, frames, pts=None, time_base=None, preset: str 
     count = 0
     with atomic_path(path, suffix=Path(path).suffix or ".mp4") as tmp:
         with av.open(str(tmp), "w", options=container_options or {}) as container:
-            stream = container.add_stream("libx264", rate=Fraction(60))
-            stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+            stream = container.add_stream("libx264", rate=rate)
+            h, w = first.shape[0] - first.shape[0] % 2, first.shape[1] - first.shape[1] % 2
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.codec_context.time_base = time_base
             stream.options = {"preset": preset, "crf": str(crf)}
             for image in itertools.chain([first], frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, np.uint8), format="rgb24")
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w], np.uint8), format="rgb24")
                 frame.pts, frame.time_base = int(next(ticks)), time_base
                 container.mux(stream.encode(frame))
                 count += 1

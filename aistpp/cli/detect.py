@@ -302,7 +302,6 @@ def _write_video(path, video, view, kps, vcfg, status, pts, min_conf):
     from aistpp.video import iter_view, write_video
 
     n = kps.shape[0]
-    w, h = status.size
     bar = _progress_bar(n, "overlay")
 
     def drawn_frames():
@@ -310,7 +309,7 @@ def _write_video(path, video, view, kps, vcfg, status, pts, min_conf):
             for j, img in enumerate(frames):
                 i = start + j
                 lab = f"{view} frame {i}" + ("" if valid[j] else " (no frame at this time)")
-                yield draw_keypoints(img, kps[i], min_conf, label=lab)[: h - h % 2, : w - w % 2]  # even for yuv420p
+                yield draw_keypoints(img, kps[i], min_conf, label=lab)
             bar.update(len(frames))
 
     try:

@@ -1,4 +1,4 @@
-"""Skeleton animations written as mp4 (OpenCV ``VideoWriter``, codec mp4v) or gif (Pillow); no display needed."""
+"""Skeleton animations written as mp4 (H.264 through :func:`aistpp.video.write_video`) or gif (Pillow)."""
 
 from __future__ import annotations
 
@@ -31,34 +31,20 @@ class AnimationConfig:
         return asdict(self)
 
 
-def write_video(path, frames: Iterable[np.ndarray], fps: float) -> Path:
-    """Write BGR uint8 frames (H, W, 3) to ``path`` (.mp4 via OpenCV mp4v, .gif via Pillow), atomically.
-
-    All frames must share one size. Returns the path; raises :class:`AistppError` when nothing was written.
-    """
-    import cv2
-
+def write_animation(path, frames: Iterable[np.ndarray], fps: float) -> Path:
+    """Write BGR uint8 frames (H, W, 3) to ``path`` (.mp4 as H.264 that browsers play, .gif via Pillow),
+    atomically. All frames must share one size. Returns the path; raises :class:`AistppError` when nothing was
+    written."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".mp4", ".gif"):
         raise AistppError("animation files must end in .mp4 or .gif", path)
-    with atomic_path(path, suffix=suffix) as tmp:
-        n = 0
-        if suffix == ".mp4":
-            writer = None
-            try:
-                for fr in frames:
-                    if writer is None:
-                        h, w = fr.shape[:2]
-                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-                        if not writer.isOpened():
-                            raise AistppError("OpenCV cannot open an mp4v video writer", path)
-                    writer.write(np.ascontiguousarray(fr))
-                    n += 1
-            finally:
-                if writer is not None:
-                    writer.release()
-        else:
+    if suffix == ".mp4":
+        from aistpp.video import write_video
+
+        n = write_video(path, (fr[..., ::-1] for fr in frames), fps=fps, preset="veryfast", crf=20)
+    else:
+        with atomic_path(path, suffix=suffix) as tmp:
             try:
                 from PIL import Image
             except ImportError:
@@ -66,11 +52,10 @@ def write_video(path, frames: Iterable[np.ndarray], fps: float) -> Path:
 
             images = [Image.fromarray(np.ascontiguousarray(fr[..., ::-1])) for fr in frames]
             n = len(images)
-            if n:
-                images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                               duration=max(20, int(round(1000 / fps))), loop=0)
-        if n == 0:
-            raise AistppError("no frames to write", path)
+            if n == 0:
+                raise AistppError("no frames to write", path)
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                           duration=max(20, int(round(1000 / fps))), loop=0)
     log.info("wrote %d frames to %s", n, path)
     return path
 
@@ -132,6 +117,6 @@ def skeleton_animation(path, motions: Sequence[np.ndarray], titles: Sequence[str
             yield hstack_panels(panels)
 
     out_fps = fps / max(1, int(config.stride))
-    write_video(path, frames(), out_fps)
+    write_animation(path, frames(), out_fps)
     return {"path": str(path), "frames": len(idx), "size": (config.size[0] * len(motions), config.size[1]),
             "fps": out_fps}

@@ -3,7 +3,7 @@ distortion) drawn as a skeleton (:func:`aistpp.detect.draw.draw_keypoints`: subj
 2D detections as small white crosses, on the video frame when given, on a blank grey canvas otherwise. Tiles are
 downscaled copies of the full 1920x1080 frame; a 3x3 mosaic puts the views in c01..c09 order.
 
-Images here are RGB (the video decoder's order); :func:`aistpp.viz.animate.write_video` wants BGR, so callers flip.
+Images here are RGB (the video decoder's order); :func:`aistpp.viz.animate.write_animation` wants BGR, so callers flip.
 """
 
 from __future__ import annotations
@@ -199,11 +199,11 @@ def overlay_images(keypoints3d: np.ndarray | None, cameras, indices, keypoints2d
 def write_overlay_video(path, keypoints3d, cameras, indices, keypoints2d=None, videos_dir=None, sequence=None,
                         tile=(640, 360), fps: float = 60.0, crop: bool = False) -> Path:
     """The 3x3 overlay mosaic of the given frames as an mp4/gif (see :func:`overlay_images`)."""
-    from aistpp.viz.animate import write_video
+    from aistpp.viz.animate import write_animation
 
     frames = (img[..., ::-1] for _, img in overlay_images(keypoints3d, cameras, indices, keypoints2d, videos_dir,
                                                           sequence, tile, crop=crop))
-    return write_video(path, frames, fps)
+    return write_animation(path, frames, fps)
 
 
 def write_overlay_png(path, image_rgb: np.ndarray) -> Path:

@@ -9,7 +9,7 @@ Run directory::
 
     RUN/config.json                 model + train config, dataset description, tool version
     RUN/log.csv                     step, epoch, loss, loss_avg, lr, samples_per_s, elapsed_s
-    RUN/checkpoints/step_XXXXXXXXX.pt   model, optimizer, grad scaler, step, data position, RNG states, configs
+    RUN/checkpoints/step_<9-digit step>.pt model, optimizer, grad scaler, step, data position, RNG states, configs
     RUN/checkpoints/latest.txt      name of the newest complete checkpoint (written last, atomically)
 
 Determinism: the data order is a pure function of (seed, epoch) -- epoch ``e`` visits ``randperm(n)`` drawn

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "aistpp.cli.corpus",
     "aistpp.cli.data",
     "aistpp.cli.detect",
+    "aistpp.cli.download",
     "aistpp.cli.models",
     "aistpp.cli.smpl",
     "aistpp.cli.triangulate",

@@ -54,7 +54,7 @@ class TransferConfig:
     backoff: float = 1.0
     backoff_max: float = 60.0
     timeout: float = 30.0
-    chunk_bytes: int = 1 << 18
+    chunk_bytes: int = 1 << 16
 
     def __post_init__(self):
         if self.workers < 1:
@@ -310,6 +310,9 @@ class _Transfer:
             if bar is not None:
                 bar.reset(total=total)
                 bar.update(offset)
+            # urllib3 would raise on a short body and drop the bytes of the read in progress; we keep every byte
+            # that arrived (the .part is resumed from there) and check the length ourselves below.
+            r.raw.enforce_content_length = False
             with open(task.part, mode) as fh:
                 for chunk in r.iter_content(cfg.chunk_bytes):
                     if self.stop.is_set():

@@ -38,7 +38,7 @@ class FlakyServer:
     """Serves ``files`` {url path: bytes} on 127.0.0.1 with Range support and configurable misbehaviour:
     ``drop`` {path: n}: the first n answers of that path send half the body and close the connection;
     ``fail_every``: every n-th request (all paths) gets a 504; ``throttle``: seconds of sleep per ``chunk`` bytes;
-    ``ignore_range``: answer 200 with the whole body to Range requests; ``fail_paths``: always 504.
+    ``ignore_range``: answer 200 with the whole body to Range requests (``"wrong"``: 206 from byte 0); ``fail_paths``: always 504.
     ``log`` records every answer."""
 
     def __init__(self, files: dict, drop=None, fail_every=0, throttle=0.0, chunk=4096, ignore_range=False,
@@ -118,7 +118,10 @@ class FlakyServer:
         data = self.files[path]
         start = 0
         m = re.match(r"bytes=(\d+)-$", rng or "")
-        if m and not self.ignore_range:
+        if m and self.ignore_range == "wrong":  # a broken server: 206, but from byte 0
+            h.send_response(206)
+            h.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+        elif m and not self.ignore_range:
             start = int(m.group(1))
             if start >= len(data):
                 h.send_response(416)
@@ -260,16 +263,31 @@ def test_kill_9_mid_transfer_resumes_partial_files_with_range_requests(tmp_path)
         assert first_run >= sum(parts.values())
 
 
-def test_server_that_ignores_range_restarts_the_file(tmp_path):
+@pytest.mark.parametrize("mode", [True, "wrong"])
+def test_server_that_ignores_range_restarts_the_file(tmp_path, mode):
     names = video_names(2)
     files = video_server_files(names, [50_000, 60_000])
     out = tmp_path / "v"
     out.mkdir()
     (out / f"{names[0]}.mp4.part").write_bytes(b"x" * 10_000)  # a stale partial file the server will not resume
-    with FlakyServer(files, ignore_range=True) as srv:
+    with FlakyServer(files, ignore_range=mode) as srv:
         rep = download_videos(out, base_url=srv.url + "/videos", list_url=srv.url + "/lists/video_list.txt",
                               config=TransferConfig(backoff=0.01))
     assert rep.ok and rep.resumed == []
+    assert_videos(out, files, names)
+
+
+def test_a_complete_part_file_is_finished_without_transfer(tmp_path):
+    """Killed after the last byte but before the rename: the server answers 416 and the .part is renamed."""
+    names = video_names(1)
+    files = video_server_files(names, [20_000])
+    out = tmp_path / "v"
+    out.mkdir()
+    (out / f"{names[0]}.mp4.part").write_bytes(files[f"videos/{names[0]}.mp4"])
+    with FlakyServer(files) as srv:
+        rep = download_videos(out, base_url=srv.url + "/videos", list_url=srv.url + "/lists/video_list.txt")
+        assert [e["status"] for e in srv.log if e["path"].startswith("videos/")] == [416]
+    assert rep.ok and rep.resumed == [f"{names[0]}.mp4"]
     assert_videos(out, files, names)
 
 

@@ -291,6 +291,28 @@ def test_a_complete_part_file_is_finished_without_transfer(tmp_path):
     assert_videos(out, files, names)
 
 
+def test_a_part_file_locked_by_another_run_is_not_touched(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    names = video_names(2)
+    files = video_server_files(names, [20_000, 30_000])
+    out = tmp_path / "v"
+    out.mkdir()
+    part = out / f"{names[0]}.mp4.part"
+    with FlakyServer(files) as srv, open(part, "ab") as held:
+        held.write(files[f"videos/{names[0]}.mp4"][:5000])
+        held.flush()
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # "another download" is writing it
+        rep = download_videos(out, base_url=srv.url + "/videos", list_url=srv.url + "/lists/video_list.txt")
+        assert "another download" in rep.failed[f"{names[0]}.mp4"]
+        assert part.stat().st_size == 5000 and not any(names[0] in e["path"] for e in srv.log)
+        assert rep.downloaded == [f"{names[1]}.mp4"]
+    with FlakyServer(files) as srv:  # the other run is gone: this one resumes its bytes
+        rep = download_videos(out, base_url=srv.url + "/videos", list_url=srv.url + "/lists/video_list.txt")
+        assert rep.ok and rep.resumed == [f"{names[0]}.mp4"]
+        assert [e["range"] for e in srv.log if names[0] in e["path"]] == ["bytes=5000-"]
+    assert_videos(out, files, names)
+
+
 def test_missing_and_always_failing_files_are_reported_and_exit_1(tmp_path, capsys):
     names = video_names(4)
     files = video_server_files(names, [5_000] * 4)
@@ -307,6 +329,7 @@ def test_missing_and_always_failing_files_are_reported_and_exit_1(tmp_path, caps
     assert len([e for e in srv.log if e["path"] == f"videos/{names[1]}.mp4"]) == 1  # a 404 is not retried
     assert (tmp_path / "v" / f"{names[0]}.mp4").read_bytes() == files[f"videos/{names[0]}.mp4"]
     assert not (tmp_path / "v" / f"{names[1]}.mp4").exists()
+    assert not list((tmp_path / "v").glob("*.part"))  # failed before any byte: no empty .part left behind
 
 
 def test_server_errors_exhaust_retries_with_exponential_backoff(tmp_path):

@@ -36,6 +36,11 @@ from aistpp import __version__
 from aistpp.errors import AistppError
 from aistpp.io.atomic import fsync_dir
 
+try:  # advisory lock on a .part file, so that two runs into one folder cannot interleave bytes
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
@@ -237,6 +242,22 @@ class _Transfer:
             self.slots.put(slot)
 
     def _fetch(self, task: FileTask, bar) -> tuple[str, int, bool]:
+        """All attempts at one file, holding ``task.part`` open and locked (another process fetching the same
+        file into the same folder fails it instead of interleaving bytes)."""
+        with open(task.part, "ab") as fh:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    raise _Fatal(f"{task.part} is being written by another download; run one at a time") from None
+            try:
+                return self._attempts(task, fh, bar)
+            except BaseException:
+                if os.fstat(fh.fileno()).st_size == 0:  # nothing worth resuming: leave no empty .part behind
+                    task.part.unlink(missing_ok=True)
+                raise
+
+    def _attempts(self, task: FileTask, fh, bar) -> tuple[str, int, bool]:
         cfg = self.config
         failures = 0
         received = 0
@@ -244,48 +265,41 @@ class _Transfer:
         while True:
             if self.stop.is_set():
                 raise _Stopped()
-            offset = task.part.stat().st_size if task.part.exists() else 0
             got = [0]
             try:
-                was_resume = self._attempt(task, offset, got, bar)
+                was_resume = self._attempt(task, fh, got, bar)
                 received += got[0]
                 resumed = resumed or was_resume
-                self._finish(task)
+                self._finish(task, fh)
                 return "downloaded", received, resumed
-            except _Retry as err:
-                received += got[0]
-                failures = 1 if got[0] > 0 else failures + 1  # progress resets the count
-                if failures > cfg.retries:
-                    raise _Fatal(f"{err} (gave up after {cfg.retries} retries without progress)") from None
-                wait = cfg.delay(failures, err.retry_after)
-                log.debug("%s: %s; retry %d in %.2f s", task.label, err, failures, wait)
-                if self.stop.wait(wait):
-                    raise _Stopped() from None
             except _Fatal:
                 raise
-            except self.errors as err:
+            except (_Retry, *self.errors) as err:
                 received += got[0]
-                failures = 1 if got[0] > 0 else failures + 1
-                reason = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+                failures = 1 if got[0] > 0 else failures + 1  # an attempt that brought bytes resets the count
+                reason = str(err) if isinstance(err, _Retry) else \
+                    f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
                 if failures > cfg.retries:
                     raise _Fatal(f"{reason} (gave up after {cfg.retries} retries without progress)") from None
-                wait = cfg.delay(failures)
+                wait = cfg.delay(failures, getattr(err, "retry_after", None))
                 log.debug("%s: %s; retry %d in %.2f s", task.label, reason, failures, wait)
                 if self.stop.wait(wait):
                     raise _Stopped() from None
 
-    def _attempt(self, task: FileTask, offset: int, got: list, bar) -> bool:
-        """One GET into ``task.part`` from ``offset``; returns whether it resumed. Raises _Retry / _Fatal."""
+    def _attempt(self, task: FileTask, fh, got: list, bar) -> bool:
+        """One GET appended to the open ``.part`` ``fh`` from its current size; returns whether it resumed.
+        Raises _Retry / _Fatal (or a transport error)."""
         cfg = self.config
+        offset = os.fstat(fh.fileno()).st_size
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         with self.session().get(task.url, headers=headers, stream=True, timeout=(cfg.timeout, cfg.timeout)) as r:
             code = r.status_code
             if code == 416 and offset:
                 _, total = _content_range(r.headers.get("Content-Range"))
                 if total is not None and total == offset:
-                    self._check_size(task, offset, total)
+                    self._check_size(task, fh, offset, total)
                     return True  # the .part was already complete
-                task.part.unlink(missing_ok=True)
+                fh.truncate(0)
                 raise _Retry(f"HTTP 416: partial file ({offset} bytes) does not fit the remote file; restarting")
             if code in RETRY_STATUS or code >= 500:
                 raise _Retry(f"HTTP {code} {r.reason or ''}".strip(), _retry_after(r.headers))
@@ -294,13 +308,14 @@ class _Transfer:
             if code == 206:
                 start, total = _content_range(r.headers.get("Content-Range"))
                 if start != offset:
-                    task.part.unlink(missing_ok=True)
+                    fh.truncate(0)
                     raise _Retry(f"server answered Range bytes={offset}- with {r.headers.get('Content-Range')!r}")
-                mode, resumed = "ab", True
+                resumed = True
             elif code == 200:
                 if offset:
                     log.info("%s: server ignored the Range request; restarting from byte 0", task.label)
-                offset, mode, resumed = 0, "wb", False
+                    fh.truncate(0)
+                offset, resumed = 0, False
                 length = r.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
             else:
@@ -313,7 +328,7 @@ class _Transfer:
             # urllib3 would raise on a short body and drop the bytes of the read in progress; we keep every byte
             # that arrived (the .part is resumed from there) and check the length ourselves below.
             r.raw.enforce_content_length = False
-            with open(task.part, mode) as fh:
+            try:
                 for chunk in r.iter_content(cfg.chunk_bytes):
                     if self.stop.is_set():
                         raise _Stopped()
@@ -321,27 +336,29 @@ class _Transfer:
                     got[0] += len(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
-                fh.flush()
-                os.fsync(fh.fileno())
+            finally:
+                fh.flush()  # what arrived is on disk for the next attempt or run
             size = offset + got[0]
             if total is not None and size < total:
                 raise _Retry(f"connection ended after {size} of {total} bytes")
-            self._check_size(task, size, total)
+            self._check_size(task, fh, size, total)
             return resumed
 
-    def _check_size(self, task: FileTask, size: int, total: int | None) -> None:
+    def _check_size(self, task: FileTask, fh, size: int, total: int | None) -> None:
         if total is not None and size != total:
-            task.part.unlink(missing_ok=True)
+            fh.truncate(0)
             raise _Retry(f"got {size} bytes, server announced {total}; restarting")
         if task.size is not None and size != task.size:
-            task.part.unlink(missing_ok=True)
+            fh.truncate(0)
             raise _Fatal(f"size {size} bytes, expected {task.size}")
 
-    def _finish(self, task: FileTask) -> None:
+    def _finish(self, task: FileTask, fh) -> None:
+        fh.flush()
+        os.fsync(fh.fileno())
         if task.sha256:
             digest = sha256_file(task.part)
             if digest != task.sha256.lower():
-                task.part.unlink(missing_ok=True)
+                fh.truncate(0)
                 raise _Fatal(f"sha256 mismatch: got {digest}, expected {task.sha256.lower()} (partial file removed)")
         os.replace(task.part, task.dest)
         fsync_dir(task.dest.parent)

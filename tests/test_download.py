@@ -332,6 +332,17 @@ def test_missing_and_always_failing_files_are_reported_and_exit_1(tmp_path, caps
     assert not list((tmp_path / "v").glob("*.part"))  # failed before any byte: no empty .part left behind
 
 
+def test_drops_with_progress_do_not_use_up_the_retries(tmp_path):
+    """A server that cuts every connection half way still delivers: each attempt brings bytes, so --retries 2
+    is never exhausted although the file needs 7 attempts."""
+    data = payload("big", 64_000)
+    with FlakyServer({"f.bin": data}, drop={"f.bin": 6}) as srv:
+        rep = fetch_files([FileTask(srv.url + "/f.bin", tmp_path / "f.bin")],
+                          TransferConfig(retries=2, backoff=0.01), out=tmp_path)
+        assert len(srv.log) == 7
+    assert rep.ok and (tmp_path / "f.bin").read_bytes() == data
+
+
 def test_server_errors_exhaust_retries_with_exponential_backoff(tmp_path):
     files = {"f.bin": b"abc"}
     with FlakyServer(files, fail_every=1) as srv:
@@ -503,6 +514,38 @@ def test_music_mp3_and_wav_archive(tmp_path):
                              list_url=srv.url + "/music_list.txt", sequences=["gPO_sBM_cAll_d10_mPO1_ch02"],
                              config=cfg)
         assert rep.ok and rep.present == ["wav.zip"] and len(srv.log) == n
+
+
+def test_music_of_a_split_from_the_annotation_tree(tmp_path, annotations_dir):
+    from aistpp.io.annotations import AnnotationTree, read_name_list
+
+    tree = AnnotationTree.open(annotations_dir)
+    test = read_name_list(tree.split_path("crossmodal_test"))
+    mp3 = {f"mp3/{m}.mp3": payload(m, 500) for m in ("mBR0", "mPO1", "mLO2", "mMH3", "mLH4", "mHO5", "mWA0",
+                                                      "mKR2", "mJS3", "mJB5", "mBR1")}
+    with FlakyServer(mp3) as srv:
+        rep = download_music(tmp_path / "m", base_url=srv.url + "/mp3", split="crossmodal_test",
+                             annotations=annotations_dir)
+    want = sorted({f"{s.split('_')[4]}.mp3" for s in test})
+    assert rep.ok and sorted(rep.downloaded) == want and len(want) == 10
+
+
+def test_the_official_video_list_as_a_local_file(tmp_path, annotations_dir, capsys):
+    """--list-url may be a local file: here the real 12,670-name list; the selection picks 2 of them."""
+    official = annotations_dir.parent / "lists" / "video_list.txt"
+    if not official.is_file():
+        pytest.skip(f"{official} not found")
+    names = ["gBR_sBM_c01_d04_mBR2_ch08", "gBR_sBM_c02_d04_mBR2_ch08"]
+    files = {f"videos/{n}.mp4": payload(n, 1234) for n in names}
+    with FlakyServer(files) as srv:
+        rc = main(["download", "videos", "--out", str(tmp_path / "v"), "--base-url", srv.url + "/videos",
+                   "--list-url", str(official), "--sequences", "gBR_sBM_cAll_d04_mBR2_ch08", "--views", "c01,c02",
+                   *FAST])
+        assert rc == 0 and sorted(e["path"] for e in srv.log) == sorted(files)
+    assert "2 requested, 2 downloaded" in capsys.readouterr().out
+    rc = main(["download", "videos", "--out", str(tmp_path / "v"), "--list-url", str(official), "--sequences",
+               "gBR_sBM_cAll_d04_mBR9_ch08", *FAST])
+    assert rc == 2 and "unknown music" in capsys.readouterr().err
 
 
 def test_selection_matches_the_names():

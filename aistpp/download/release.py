@@ -60,8 +60,8 @@ _DB_TERMS = (
     "The AIST++ videos and music are part of the AIST Dance Video Database (AIST Dance DB) of the National Institute "
     "of Advanced Industrial Science and Technology (AIST), Japan. Using them is subject to its Terms of Use:\n\n"
     f"    {TERMS_URL}\n\n"
-    "Read them before downloading. They allow academic research use; they do not allow redistributing the "
-    "videos or music, or using them commercially, without AIST's permission.")
+    "Read them before downloading: by accepting, you confirm that you have read them and will use the videos "
+    "and music only as they allow.")
 _ANNOTATION_TERMS = (
     "The AIST++ annotations (cameras, 2D/3D keypoints, SMPL motions, splits) are released by Google under the "
     "Creative Commons Attribution 4.0 licence (https://creativecommons.org/licenses/by/4.0/). They describe "
@@ -222,7 +222,8 @@ def select_videos(names: list[str], sequences=None, genres=None, split=None, vie
 
 def select_music(music_ids: list[str], sequences=None, genres=None, split=None, annotations=None,
                  video_names: list[str] | None = None) -> list[str]:
-    """Music ids (in list order) used by the given sequences / split, of the given genres."""
+    """Music ids (in list order) used by the given sequences / split, of the given genres. ``video_names``: the
+    video or sequence names a ``split`` is drawn from."""
     wanted = None
     if sequences:
         wanted = {parse_name(s).music for s in sequences}
@@ -262,9 +263,14 @@ def download_music(out: str | Path, base_url: str | None = None, list_url: str |
     ids = (parse_name_list(fetch_text(list_url, out, config, what="music list"), list_url, kind="music")
            if list_url else list(MUSIC_IDS))
     video_names = None
-    if split and not sequences:
-        vl = resolve_url("video_list")
-        video_names = parse_name_list(fetch_text(vl, out, config, what="video list"), vl)
+    if split and not sequences:  # the names the split is drawn from: the tree's mapping, else the video list
+        if annotations is not None:
+            from aistpp.io.annotations import AnnotationTree
+
+            video_names = list(AnnotationTree.open(annotations).mapping())
+        else:
+            vl = resolve_url("video_list")
+            video_names = parse_name_list(fetch_text(vl, out, config, what="video list"), vl)
     chosen = select_music(ids, sequences, genres, split, annotations, video_names)
     sums = read_checksums(checksums, out, config)
     if fmt == "mp3":

@@ -489,6 +489,18 @@ def test_corrupt_archive_member_fails_crc(tmp_path):
     assert listing(tmp_path / "out") == set()  # the atomic write left nothing behind
 
 
+def test_leftovers_of_a_killed_extraction_are_removed(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("top/cameras/mapping.txt", b"m")
+        zf.writestr("top/ignore_list.txt", b"i")
+    (tmp_path / "a.zip").write_bytes(buf.getvalue())
+    (tmp_path / "out" / "cameras").mkdir(parents=True)
+    (tmp_path / "out" / "cameras" / ".mapping.txt.k2j4.extract").write_bytes(b"half")
+    assert extract_zip(tmp_path / "a.zip", tmp_path / "out") == {"cameras/mapping.txt": 1, "ignore_list.txt": 1}
+    assert listing(tmp_path / "out") == {"cameras/mapping.txt", "ignore_list.txt"}
+
+
 def test_music_mp3_and_wav_archive(tmp_path):
     mp3 = {f"mp3/{m}.mp3": payload(m, 3000) for m in ("mBR0", "mBR1", "mPO1")}
     buf = io.BytesIO()

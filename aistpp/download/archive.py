@@ -94,6 +94,8 @@ def extract_zip(archive: str | Path, dest: str | Path, strip_top: bool = True,
 
             for info, rel in tqdm(plan, desc=f"extract {archive.name}", unit="file", disable=not progress):
                 target = dest / rel
+                for stale in target.parent.glob(f".{target.name}.*.extract"):  # left by a killed extraction
+                    stale.unlink(missing_ok=True)
                 with zf.open(info) as src, atomic_path(target, suffix=".extract") as tmp:
                     with open(tmp, "wb") as out:
                         shutil.copyfileobj(src, out, 1 << 20)  # zipfile checks the CRC-32 at the end

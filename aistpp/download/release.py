@@ -307,7 +307,9 @@ def _download_archive(out: Path, url: str, select, strip_top: bool, targets: lis
                       require: str | None = None) -> DownloadReport:
     """Fetch a zip into ``out/.aistpp-download/`` and extract it into ``out``. A record of what was extracted
     (``<archive>.extracted.json``) makes a rerun skip both steps while those files are there."""
-    name = PurePosixPath(urlsplit(url).path).name or "archive.zip"
+    name = PurePosixPath(urlsplit(url).path).name
+    if name in ("", ".", ".."):
+        name = "archive.zip"
     archive = _state(out) / name
     record = _state(out) / f"{name}.extracted.json"
     report = DownloadReport(out=str(out), requested=1)

@@ -38,8 +38,8 @@ class FlakyServer:
     """Serves ``files`` {url path: bytes} on 127.0.0.1 with Range support and configurable misbehaviour:
     ``drop`` {path: n}: the first n answers of that path send half the body and close the connection;
     ``fail_every``: every n-th request (all paths) gets a 504; ``throttle``: seconds of sleep per ``chunk`` bytes;
-    ``ignore_range``: answer 200 with the whole body to Range requests (``"wrong"``: 206 from byte 0); ``fail_paths``: always 504.
-    ``log`` records every answer."""
+    ``ignore_range``: answer 200 with the whole body to Range requests (``"wrong"``: 206 from byte 0);
+    ``fail_paths``: always 504. ``log`` records every answer."""
 
     def __init__(self, files: dict, drop=None, fail_every=0, throttle=0.0, chunk=4096, ignore_range=False,
                  fail_paths=()):

@@ -9,7 +9,7 @@ import importlib.metadata as md
 
 import pytest
 
-EXTRAS = ("av", "mediapipe", "onnxruntime", "onnx", "librosa", "soundfile", "ray", "matplotlib", "skimage")
+EXTRAS = ("av", "mediapipe", "onnxruntime", "onnx", "librosa", "soundfile", "ray", "matplotlib", "skimage", "pycocotools")
 
 
 def test_exactly_one_opencv_distribution():

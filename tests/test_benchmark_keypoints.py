@@ -276,6 +276,15 @@ def test_pa_mpjpe_against_scipy_orthogonal_procrustes():
     e = keypoint_errors_3d(pred, ref)
     assert np.isinf(e.pa_error_cm[5, 3]) and np.isfinite(e.pa_error_cm[5, 2])
     assert np.isnan(procrustes_align(pred[:, :2], ref[:, :2])).all()  # < 3 joints: no alignment
+    # a mirror image is not aligned by a reflection: the transform found is a proper rotation, the error stays
+    mirror = ref * np.array([-1.0, 1.0, 1.0])
+    aligned = procrustes_align(mirror, ref)
+    for i in range(3):
+        a0, b0 = mirror[i] - mirror[i].mean(0), aligned[i] - aligned[i].mean(0)
+        r, _ = orthogonal_procrustes(a0, b0)
+        assert np.linalg.det(r) > 0
+        np.testing.assert_allclose(a0 @ r * (np.linalg.norm(b0) / np.linalg.norm(a0)), b0, atol=1e-8)
+    assert np.linalg.norm(aligned - ref, axis=-1).mean() > 1.0
 
 
 def test_bone_length_cv_by_hand():

@@ -195,8 +195,9 @@ def plot_per_view(path, report: dict) -> Path:
     for i, (grp, k, label) in enumerate(keys):
         ax.bar(x - 0.4 + (i + 0.5) * w, [100 * views[n][grp][k] for n in names], w, label=label)
     ax.set_xticks(x, names)
-    ax.set(ylabel="%", ylim=(0, 100), title="PCK per view")
-    ax.legend(fontsize=7, ncol=3)
+    ax.set(ylabel="%", ylim=(0, 118), title="PCK per view")
+    ax.set_yticks(range(0, 101, 20))
+    ax.legend(fontsize=7, ncol=len(keys), loc="upper center")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return _save(fig, path)

@@ -209,6 +209,12 @@ def test_oks_matches_hand_computation():
     ev = CocoKeypointEval(ref[keep], valid[keep], pred[keep], np.ones(keep.sum(), bool), np.ones(keep.sum()))
     hand = [_oks_by_hand(r, p) for r, p in zip(ref[keep], pred[keep])]
     np.testing.assert_allclose(ev.oks(), hand, rtol=1e-9)
+    # AP of a subset (the breakdowns reuse one evaluation) == a fresh evaluation of that subset alone
+    scores = rng.uniform(0, 1, keep.sum())
+    ev = CocoKeypointEval(ref[keep], valid[keep], pred[keep], np.ones(keep.sum(), bool), scores)
+    sub = np.arange(1, keep.sum(), 3)
+    alone = CocoKeypointEval(ref[keep][sub], valid[keep][sub], pred[keep][sub], np.ones(len(sub), bool), scores[sub])
+    assert ev.ap(sub) == alone.ap() and ev.ap(sub) != ev.ap()
 
 
 # -- 3D known answers -------------------------------------------------------------------------------------------

@@ -433,7 +433,16 @@ def test_shared_sequences_3d_official_and_ours(tmp_path, annotations_dir, tree, 
     assert main(["benchmark-keypoints", "--pred", str(annotations_dir / "keypoints3d"), "--corpus",
                  str(tmp_path / "corpus")]) == 0
     from_corpus = json.loads(capsys.readouterr().out)["overall"]
-    assert from_corpus.pop("pck3d") == pytest.approx(dlt.pop("pck3d")) and from_corpus == pytest.approx(dlt)
+    # and a corpus as the prediction (its keypoints3d field = the official DLT) against the tree
+    assert main(["benchmark-keypoints", "--pred", str(tmp_path / "corpus"), "--annotations",
+                 str(annotations_dir)]) == 2
+    assert "--task" in capsys.readouterr().err
+    assert main(["benchmark-keypoints", "--pred", str(tmp_path / "corpus"), "--task", "3d", "--annotations",
+                 str(annotations_dir)]) == 0
+    corpus_pred = json.loads(capsys.readouterr().out)["overall"]
+    for other in (from_corpus, corpus_pred):
+        assert other.pop("pck3d") == pytest.approx(dlt["pck3d"])
+        assert other == pytest.approx({k: v for k, v in dlt.items() if k != "pck3d"})
 
 
 def test_scores_real_aistpp_detect_output(tmp_path, capsys):

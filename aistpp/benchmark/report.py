@@ -48,7 +48,7 @@ def _table(header, rows) -> list[str]:
            ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def _row_2d(name, d, cfg, with_ap=True) -> list[str]:
+def _row_2d(name, d, with_ap=True) -> list[str]:
     r = [name, str(d["keypoints"])]
     if "detection_rate" in d:
         r.append(_num(d["detection_rate"], pct=True))
@@ -116,7 +116,7 @@ def markdown_summary(report: dict, images=()) -> str:
         lines += [f"## {title}", ""]
         if task == "2d":
             lines += _table(_header_2d(ov, title.replace("per ", ""), with_ap=with_ap),
-                            [_row_2d(k, v, None, with_ap) for k, v in groups.items()])
+                            [_row_2d(k, v, with_ap) for k, v in groups.items()])
         else:
             lines += _table(_header_3d(ov, title.replace("per ", "")), [_row_3d(k, v) for k, v in groups.items()])
         lines.append("")
@@ -124,7 +124,7 @@ def markdown_summary(report: dict, images=()) -> str:
     joints = report["by_joint"]
     if task == "2d":
         lines += _table(_header_2d(ov, "joint", with_det=False, with_ap=False),
-                        [_row_2d(k, v, None, False) for k, v in joints.items()])
+                        [_row_2d(k, v, False) for k, v in joints.items()])
     else:
         lines += _table(_header_3d(ov, "joint", bones=False), [_row_3d(k, v) for k, v in joints.items()])
     lines.append("")

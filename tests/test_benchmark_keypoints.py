@@ -329,8 +329,22 @@ def test_cli_errors(tmp_path, capsys):
     assert "--sequence" in capsys.readouterr().err
     assert main(["benchmark-keypoints", "--pred", str(tmp_path / "x.pkl"), "--sequence", SEQ_A,
                  "--annotations", str(ref_root), "--views", "c10"]) == 2
+    assert main(["benchmark-keypoints", "--pred", str(tmp_path / "pred"), "--sequence", SEQ_A,
+                 "--annotations", str(ref_root)]) == 2
+    assert "single prediction file" in capsys.readouterr().err
     assert main(["benchmark-keypoints", "--pred", str(tmp_path / "nowhere"), "--annotations", str(ref_root)]) == 2
     assert "predictions not found" in capsys.readouterr().err
+    # other thresholds are recorded and flagged as non-standard
+    assert main(["benchmark-keypoints", "--pred", str(tmp_path / "x.pkl"), "--sequence", SEQ_A, "--annotations",
+                 str(ref_root), "--pck-px", "3", "--no-ap", "--out", str(tmp_path / "r")]) == 0
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert not rep["protocol"]["standard_thresholds"] and list(rep["overall"]["pck_px"]) == ["3"]
+    assert "NON-STANDARD" in (tmp_path / "r" / "summary.md").read_text()
+    ref3 = _tree(tmp_path / "ref3", "keypoints3d", {SEQ_A: (_ref3d(), _ref3d())})
+    write_keypoints3d(tmp_path / f"{SEQ_A}.pkl", _ref3d())
+    assert main(["benchmark-keypoints", "--pred", str(tmp_path / f"{SEQ_A}.pkl"), "--annotations", str(ref3),
+                 "--views", "c01"]) == 2
+    assert "2D benchmarks only" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

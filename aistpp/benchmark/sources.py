@@ -107,7 +107,7 @@ class Predictions:
                 task = self._scan_folder(task)
         else:
             raise AistppError("predictions not found", self.path)
-        if sequence and self.kind != "pkl":
+        if sequence and not self.path.is_file():
             raise AistppError("--sequence names the sequence of a single prediction file, not of a folder")
         self.task = task
 

@@ -10,7 +10,7 @@ import importlib.metadata as md
 import pytest
 
 EXTRAS = ("av", "mediapipe", "onnxruntime", "onnx", "librosa", "soundfile", "ray", "matplotlib", "skimage",
-          "requests")
+          "pycocotools", "requests")
 
 
 def test_exactly_one_opencv_distribution():

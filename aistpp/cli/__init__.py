@@ -18,6 +18,7 @@ from aistpp.errors import AistppError
 # One module per stage; each defines ``register(subparsers)``.
 COMMAND_MODULES = (
     "aistpp.cli.annotations",
+    "aistpp.cli.benchmark",
     "aistpp.cli.corpus",
     "aistpp.cli.data",
     "aistpp.cli.detect",

@@ -25,6 +25,7 @@ _LAZY = {
     "GenerateConfig": "aistpp.models.generate",
     "generate_motion": "aistpp.models.generate",
     "generate_to_dir": "aistpp.models.generate",
+    "import_mint_checkpoint": "aistpp.models.mint_import",
     "EvalConfig": "aistpp.models.metrics",
     "kinetic_features": "aistpp.models.metrics",
     "geometric_features": "aistpp.models.metrics",

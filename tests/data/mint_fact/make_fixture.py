@@ -4,7 +4,7 @@ How the committed files were made (TensorFlow 2.15.1 CPU with Keras 2 -- the tf.
 einops 0.8.2, google-research/mint at b8f8bdf)::
 
     python -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu==2.15.1 einops==0.8.2
-    git clone https://github.com/google-research/mint /tmp/mint
+    # a checkout of google-research/mint in /tmp/mint
     PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python /tmp/tf/bin/python tests/data/mint_fact/make_fixture.py \
         --mint /tmp/mint --out tests/data/mint_fact
 

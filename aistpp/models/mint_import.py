@@ -18,7 +18,7 @@ stored ``(in, out)`` and are transposed into ``nn.Linear.weight`` ``(out, in)``;
 mint's ``(qkv, head, d_head)`` order, which :class:`aistpp.models.fact.Attention` uses as is. Skipped: the
 optimizer's slots (``.../.OPTIMIZER_SLOT/...``) and variables (``optimizer/...``), ``save_counter``,
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` and ``model/global_step`` (mint's trainer tracks the optimizer's iteration
-counter there; it becomes the imported checkpoint's step). A checkpoint written by Keras ``save_weights`` (the
+counter there; it becomes the imported checkpoint's step; mint's evaluator keeps a root ``global_step``). A checkpoint written by Keras ``save_weights`` (the
 same keys without ``model/``) is accepted too.
 
 The model's shape comes from mint's text-format pipeline config (e.g. ``configs/fact_v5_deeper_t10_cm12.config``),
@@ -257,7 +257,8 @@ def mint_variable_map(cfg: FACTConfig, prefix: str = "model/") -> dict[str, tupl
 
 def _skipped(key: str, prefix: str) -> bool:
     return (key == "_CHECKPOINTABLE_OBJECT_GRAPH" or "/.OPTIMIZER_SLOT/" in key or key.startswith("optimizer/")
-            or key.startswith("save_counter/") or key == f"{prefix}global_step{VALUE_SUFFIX}")
+            or key.startswith("save_counter/")
+            or key in (f"{prefix}global_step{VALUE_SUFFIX}", f"global_step{VALUE_SUFFIX}"))
 
 
 def read_mint_checkpoint(prefix, config, verify: bool = True) -> tuple[FACTConfig, dict, dict]:
@@ -295,8 +296,11 @@ def read_mint_checkpoint(prefix, config, verify: bool = True) -> tuple[FACTConfi
             raise AistppError(f"variable {key} has dtype {entry.dtype_name}, expected a float", bundle.index_path)
         arr = np.asarray(bundle.read(key, verify=verify), dtype=np.float32)
         state[ours] = torch.from_numpy(np.ascontiguousarray(arr.T if transpose else arr))
-    step_key = f"{root}global_step{VALUE_SUFFIX}"
-    step = int(bundle.read(step_key, verify=verify)) if step_key in bundle else 0
+    step = 0
+    for step_key in (f"{root}global_step{VALUE_SUFFIX}", f"global_step{VALUE_SUFFIX}"):  # trainer / evaluator
+        if step_key in bundle:
+            step = int(bundle.read(step_key, verify=verify))
+            break
     info = {"checkpoint": str(bundle.prefix), "config": None if isinstance(config, FACTConfig) else str(config),
             "global_step": step, "variables": len(wanted), "skipped": len(skipped)}
     log.info("read %d mint variables from %s (global step %d; %d optimizer/bookkeeping entries skipped)",
@@ -319,8 +323,9 @@ def import_mint_checkpoint(prefix, config, verify: bool = True) -> FACTModel:
     """A :class:`FACTModel` (eval mode) holding the weights of mint checkpoint ``prefix`` built from mint's
     text-format ``config``. ``verify`` checks every tensor's CRC32C."""
     cfg, state, info = read_mint_checkpoint(prefix, config, verify)
-    model = FACTModel(cfg)
-    model.load_state_dict(state)
+    with torch.device("meta"):  # no random initialisation of weights that are replaced anyway
+        model = FACTModel(cfg)
+    model.load_state_dict(state, assign=True)
     model.eval()
     model.mint_info = info
     return model

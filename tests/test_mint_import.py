@@ -186,6 +186,16 @@ def test_import_matches_numpy_forward_of_the_raw_weights(synthetic):
     np.testing.assert_array_equal(model.cross_transformer.blocks[1].attn.to_qkv.weight.detach().float().numpy(), k.T)
 
 
+def test_import_keras_save_weights_layout(synthetic, tmp_path):
+    """Keras model.save_weights() roots the keys at the model: the same names without 'model/'."""
+    stripped = {k[len("model/"):]: v for k, v in synthetic["variables"].items()}
+    write_bundle(tmp_path / "weights", stripped)
+    a = import_mint_checkpoint(tmp_path / "weights", synthetic["config"])
+    b = import_mint_checkpoint(synthetic["prefix"], synthetic["config"])
+    for name, t in b.state_dict().items():
+        assert torch.equal(a.state_dict()[name], t), name
+
+
 def test_config_parser_paper_and_defaults(tmp_path):
     from aistpp.models.fact import PRESETS
 
@@ -357,3 +367,37 @@ def test_music_align_option(monkeypatch, tmp_path, synthetic):
                                    g.generate_motion(model, seed, music[offset:], frames=4), atol=1e-6)
     with pytest.raises(AistppError, match="music_align"):
         g.GenerateConfig(music_align="mint")
+
+
+def test_cli_import_generate_evaluate_on_a_corpus(synthetic, tmp_path, annotations_dir, shared_sequences, capsys):
+    """The imported checkpoint drives 'aistpp generate' from corpus seeds (their own music, both alignments)
+    and 'aistpp evaluate --profile fact'."""
+    from aistpp.cli import main
+    from aistpp.corpus import CorpusWriter, import_official
+
+    corpus = tmp_path / "corpus"
+    import_official(annotations_dir, corpus, sequences=shared_sequences)
+    with CorpusWriter(corpus) as w:
+        for i, mid in enumerate(("mBR2", "mJS2")):
+            f = np.random.default_rng(i).normal(size=(200, 35)).astype(np.float32)
+            f[:, -1] = 0
+            f[::30, -1] = 1
+            w.add_music(mid, f, config={"generated": "test"})
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(shared_sequences) + "\n")
+    ckpt = tmp_path / "fact.pt"
+    assert main(["import-mint", "--checkpoint", str(synthetic["prefix"]), "--config", str(synthetic["config"]),
+                 "--out", str(ckpt)]) == 0
+    gen = tmp_path / "gen"
+    assert main(["generate", "--checkpoint", str(ckpt), "--split", str(names), "--corpus", str(corpus),
+                 "--frames", "30", "--snap", "none", "--music-align", "start", "--out", str(gen)]) == 0
+    for seq in shared_sequences:
+        meta = json.loads((gen / f"{seq}_{seq.split('_')[4]}.json").read_text())
+        assert meta["generated_frames"] == 30 and meta["step"] == 7 and meta["music_offset"] == 0
+        assert meta["config"] == {"frames": 30, "snap": "none", "music_align": "start"}
+    capsys.readouterr()
+    assert main(["evaluate", "--generated", str(gen), "--corpus", str(corpus), "--profile", "fact",
+                 "--test-split", str(names), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["generated"]["n"] == 2 and np.isfinite(res["generated"]["FID_k"])
+    assert 0 <= res["generated"]["BeatAlign"] <= 1

@@ -18,8 +18,8 @@ stored ``(in, out)`` and are transposed into ``nn.Linear.weight`` ``(out, in)``;
 mint's ``(qkv, head, d_head)`` order, which :class:`aistpp.models.fact.Attention` uses as is. Skipped: the
 optimizer's slots (``.../.OPTIMIZER_SLOT/...``) and variables (``optimizer/...``), ``save_counter``,
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` and ``model/global_step`` (mint's trainer tracks the optimizer's iteration
-counter there; it becomes the imported checkpoint's step; mint's evaluator keeps a root ``global_step``). A checkpoint written by Keras ``save_weights`` (the
-same keys without ``model/``) is accepted too.
+counter there; it becomes the imported checkpoint's step; mint's evaluator keeps a root ``global_step``). A
+checkpoint written by Keras ``save_weights`` (the same keys without ``model/``) is accepted too.
 
 The model's shape comes from mint's text-format pipeline config (e.g. ``configs/fact_v5_deeper_t10_cm12.config``),
 parsed here without protobuf: the modality transformers' ``hidden_size``, ``num_attention_heads``,

@@ -89,6 +89,9 @@ except ImportError:  # pragma: no cover - exercised where the extra is missing
     CRC32C_BACKEND = "python"
 
 
+_WARNED: list = []
+
+
 def mask_crc(crc: int) -> int:
     """LevelDB/TensorFlow CRC masking (rotate right 15, add a constant)."""
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
@@ -372,6 +375,10 @@ class TensorBundle:
         if got != e.size:
             raise AistppError(f"truncated checkpoint data: tensor {name} needs bytes [{e.offset}, "
                               f"{e.offset + e.size}), file has {path.stat().st_size}", path)
+        if verify and CRC32C_BACKEND == "python" and e.size > 1 << 24 and not _WARNED:
+            _WARNED.append(True)
+            log.warning("checking CRC32C in pure Python (~4 MB/s): install google-crc32c (pip install "
+                        "'aistpp[mint]') or skip the check (verify=False, --no-verify)")
         if verify and unmask_crc(e.crc32c) != crc32c(buf):
             raise AistppError(f"checksum mismatch in tensor {name} (corrupt checkpoint data)", path)
         if DTYPES[e.dtype] == "bfloat16":

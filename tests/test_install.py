@@ -10,7 +10,7 @@ import importlib.metadata as md
 import pytest
 
 EXTRAS = ("av", "mediapipe", "onnxruntime", "onnx", "librosa", "soundfile", "ray", "matplotlib", "skimage",
-          "pycocotools", "requests")
+          "pycocotools", "google_crc32c", "requests")
 
 
 def test_exactly_one_opencv_distribution():

@@ -143,14 +143,16 @@ def test_missing_view_all_nan_joints_and_missing_file(annotations_dir, tmp_path)
     else:
         assert summary.failed[wr]
     assert c.failures() == summary.failed
-    assert verify_corpus(tmp_path / "corpus").ok
+    rep = verify_corpus(tmp_path / "corpus")
+    assert rep.intact and not rep.ok and rep.failed_sequences == summary.failed  # failed ones are reported
+    assert verify_corpus(tmp_path / "corpus", allow_failed=True).ok
     # re-run after the missing file appeared: only the failed sequence is redone
     write_keypoints2d(root / "keypoints2d" / "gBR_sBM_cAll_d04_mBR3_ch01.pkl", kp)
     again = reconstruct(root, tmp_path / "corpus", list(seqs), PipelineConfig(fit=fast_fit()), workers=1)
     assert "gBR_sBM_cAll_d04_mBR3_ch01" in again.done
     assert set(again.failed) == set(summary.failed) - {"gBR_sBM_cAll_d04_mBR3_ch01"}
     assert sorted(again.skipped) == sorted(summary.done)
-    assert verify_corpus(tmp_path / "corpus").ok
+    assert verify_corpus(tmp_path / "corpus", sequences=sorted(again.done) + sorted(again.skipped)).ok
     assert Corpus(tmp_path / "corpus").failures() == again.failed
 
 

@@ -39,3 +39,104 @@ def test_verify_exits_nonzero_when_requested_sequences_failed(tmp_path, capsys):
     assert rep["intact"] and not rep["ok"] and rep["failed_sequences"] == {SEQ_A: "keypoints2d file missing"}
     r = verify_corpus(root, sequences=[SEQ_C, "gJS_sFM_cAll_d01_mJS3_ch04"])
     assert r.intact and not r.ok and r.failed_sequences == {"gJS_sFM_cAll_d01_mJS3_ch04": "not in the corpus"}
+
+
+# -- names and manifest paths -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["../../x", "gBR_sBM_cAll_d04_mBR0_ch01/../../x", "gBR_sBM_cAll_d04_mBR0_ch01\n",
+                                 " gBR_sBM_cAll_d04_mBR0_ch01", "gBR_sBM_c01_d04_mBR0_ch01", "", "/etc/passwd"])
+def test_writer_refuses_names_that_are_not_sequences(tmp_path, bad):
+    root = tmp_path / "deep" / "c"
+    with CorpusWriter(root) as w:
+        with pytest.raises(AistppError, match="bad sequence name"):
+            w.add_sequence(bad, _arrays())
+        with pytest.raises(AistppError, match="bad sequence name"):
+            w.add_failure(bad, "x")
+        with pytest.raises(AistppError, match="bad camera setting"):
+            w.add_sequence(SEQ_A, _arrays(), {"setting": "../../evil"})
+        with pytest.raises(AistppError, match="bad music id"):
+            w.add_music("../m", np.zeros((5, 35)))
+    assert json.loads((root / "manifest.json").read_text())["sequences"] == {}
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["deep", "c", ".writer.lock", "manifest.json"])
+
+
+def _corpus_with_victim(tmp_path):
+    root = tmp_path / "c"
+    with CorpusWriter(root) as w:
+        w.add_sequence(SEQ_A, _arrays(), {"setting": "setting1"})
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    return root, victim
+
+
+@pytest.mark.parametrize("edit", ["shard", "sequence", "entry_shard", "music"])
+def test_hostile_manifest_is_reported_by_verify_and_touched_by_nothing(tmp_path, capsys, edit):
+    from aistpp.cli import main
+    from aistpp.corpus import export_official
+
+    root, victim = _corpus_with_victim(tmp_path)
+    m = json.loads((root / "manifest.json").read_text())
+    if edit == "shard":  # the next writer would have deleted it as an unreferenced shard
+        m["shards"]["../victim.txt"] = {"bytes": 8, "sha256": "0", "sequences": 1, "music": 0}
+    elif edit == "sequence":  # an export would write outside its folder
+        m["sequences"]["../../x"] = dict(m["sequences"][SEQ_A])
+    elif edit == "entry_shard":
+        m["sequences"][SEQ_A]["shard"] = "../victim.txt"
+    else:
+        m["music"]["../victim"] = {"shard": "../victim.txt", "frames": 1}
+    (root / "manifest.json").write_text(json.dumps(m))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["verify", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR manifest.json" in out and ("victim" in out or "../../x" in out)
+    for action in (lambda: CorpusWriter(root), lambda: Corpus(root),
+                   lambda: export_official(root, tmp_path / "export" / "a" / "b")):
+        with pytest.raises(AistppError, match="unsafe or inconsistent manifest"):
+            action()
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing created, nothing removed
+
+
+def test_export_refuses_a_setting_name_that_is_a_path(tmp_path):
+    from aistpp.corpus import export_official
+    from aistpp.corpus.official import camera_arrays
+    from aistpp.triangulate import ring_cameras
+
+    root = tmp_path / "c"
+    with CorpusWriter(root) as w:
+        w.add_sequence(SEQ_A, {**_arrays(), **camera_arrays(ring_cameras())}, {"setting": "setting1"})
+    m = json.loads((root / "manifest.json").read_text())
+    m["sequences"][SEQ_A]["attrs"]["setting"] = "../../../evil"
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(AistppError, match="bad camera setting"):
+        export_official(root, tmp_path / "e" / "x" / "y")
+    assert not list(tmp_path.rglob("evil*"))
+
+
+def test_import_reports_a_stray_file_and_imports_the_rest(annotations_dir, shared_sequences, tmp_path):
+    import shutil
+
+    from aistpp.corpus import import_official
+
+    tree = tmp_path / "tree"
+    shutil.copytree(annotations_dir / "cameras", tree / "cameras")
+    (tree / "keypoints3d").mkdir()
+    shutil.copy(annotations_dir / "keypoints3d" / f"{shared_sequences[0]}.pkl", tree / "keypoints3d")
+    (tree / "keypoints3d" / "notes.pkl").write_bytes(b"not even a pickle")
+    res = import_official(tree, tmp_path / "c")
+    assert res["imported"] == 1 and list(res["failed"]) == ["notes"] and "not an AIST++ sequence" in res["failed"]["notes"]
+    assert Corpus(tmp_path / "c").sequences() == [shared_sequences[0]]
+
+
+def test_viz_refuses_a_sequence_name_that_is_a_path(annotations_dir, tmp_path):
+    from aistpp.viz.sources import load_sequence
+
+    with pytest.raises(AistppError, match="malformed AIST|bad sequence name"):
+        load_sequence(annotations_dir, "../../x")
+    root, _ = _corpus_with_victim(tmp_path)  # a corpus whose index names a path (viz writes <name>_*.png)
+    m = json.loads((root / "manifest.json").read_text())
+    m["sequences"]["../../x"] = m["sequences"].pop(SEQ_A)
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(AistppError, match="malformed AIST|bad sequence name|unsafe"):
+        load_sequence(root, "../../x")
+    with pytest.raises(AistppError, match="unsafe or inconsistent manifest"):
+        load_sequence(root)

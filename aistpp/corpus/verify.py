@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aistpp.corpus.manifest import MANIFEST, file_sha256, read_manifest, shard_index
+from aistpp.corpus.manifest import (MANIFEST, file_sha256, load_manifest_json, manifest_problems, read_manifest,
+                                    shard_index)
 from aistpp.corpus.schema import FIELDS, validate_arrays
 from aistpp.errors import AistppError
 
@@ -64,7 +65,10 @@ def verify_corpus(root: str | Path, checksums: bool = True, shapes: bool = True,
     import h5py
 
     root = Path(root)
-    manifest = read_manifest(root)
+    manifest = load_manifest_json(root)
+    problems = manifest_problems(manifest)
+    if problems:  # a hostile or corrupted index: reported, and no file it names is opened
+        return VerifyReport(str(root), errors=[f"{MANIFEST}: {p}" for p in problems], allow_failed=allow_failed)
     rep = VerifyReport(str(root), shards=len(manifest["shards"]), music=len(manifest.get("music", {})),
                        allow_failed=allow_failed)
     wanted = sorted(manifest["sequences"]) if sequences is None else list(dict.fromkeys(sequences))

@@ -26,6 +26,7 @@ from aistpp.corpus.manifest import (MANIFEST, config_hash, file_sha256, is_corpu
 from aistpp.corpus.schema import FIELDS, MUSIC_DIM, chunk_shape, validate_arrays
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
+from aistpp.naming import check_sequence_name, check_token
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,11 @@ class CorpusWriter:
         """Buffer one finished sequence. ``arrays`` use the names of :data:`aistpp.corpus.schema.FIELDS` (or the
         flat aliases ``smpl_poses``...); ``attrs`` are the sequence attributes; ``config`` the dict of every stage
         config that produced it (hashed for resume); ``stats`` small summary numbers (shown by ``info``)."""
+        check_sequence_name(sequence, self.root)
         arrays, frames, views = validate_arrays(arrays, where=f"{sequence}: ")
         attrs = dict(attrs or {})
+        if attrs.get("setting"):  # exports name camera files after it
+            check_token(attrs["setting"], "camera setting", self.root)
         attrs.setdefault("sequence", sequence)
         attrs["frames"] = int(frames)
         if views is not None:
@@ -185,6 +189,7 @@ class CorpusWriter:
                     tool_version: str = __version__) -> None:
         """Record that ``sequence`` failed (committed with the next manifest write; any stored data of an earlier
         successful run stays in its shard but is no longer indexed)."""
+        check_sequence_name(sequence, self.root)
         config = plain(config or {})
         entry = {"status": "failed", "shard": None, "reason": " ".join(str(reason).split()), "frames": 0,
                  "views": None, "fields": [], "attrs": plain(attrs or {"sequence": sequence}), "config": config,
@@ -196,6 +201,7 @@ class CorpusWriter:
 
     def add_music(self, music_id: str, features, config: dict | None = None, fps: float = 60.0) -> None:
         """Buffer the music features of ``music_id``: (N, 35) float32 at ``fps`` (stored as ``music/<id>``)."""
+        check_token(music_id, "music id", self.root)
         feats = np.asarray(features, np.float32)
         if feats.ndim != 2 or feats.shape[1] != MUSIC_DIM:
             raise AistppError(f"music {music_id}: features have shape {feats.shape}, expected (N, {MUSIC_DIM})")
@@ -265,6 +271,8 @@ class CorpusWriter:
 
     def _collect_garbage(self) -> None:
         for name in self._garbage:
+            if shard_index(name) is None:  # never: manifests are checked on load; belt and braces
+                continue
             with contextlib.suppress(FileNotFoundError):
                 (self.root / name).unlink()
         self._garbage.clear()

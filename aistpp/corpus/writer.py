@@ -154,6 +154,24 @@ class CorpusWriter:
     def entry(self, sequence: str) -> dict | None:
         return self.manifest["sequences"].get(sequence)
 
+    def read_stored(self, sequence: str, fields) -> dict:
+        """Arrays of the committed copy of ``sequence`` (to carry fields a partial re-run does not recompute)."""
+        from aistpp.corpus.schema import field_name
+
+        e = self.entry(sequence)
+        if not e or e.get("status") != "ok" or not e.get("shard"):
+            raise AistppError(f"sequence {sequence} has no stored result to keep", self.root)
+        h5py = _h5py()
+        out = {}
+        with h5py.File(self.root / e["shard"], "r") as f:
+            grp = f[sequence]
+            for name in fields:
+                name = field_name(name)
+                ds = grp[name]
+                out[name] = (np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], object)
+                             if FIELDS[name][1] is str else ds[()])
+        return out
+
     def is_done(self, sequence: str, config_hash_: str | None = None) -> bool:
         """True if ``sequence`` is stored with status ok (and, when given, with this config hash)."""
         e = self.entry(sequence)
@@ -161,10 +179,13 @@ class CorpusWriter:
 
     # -- writing ------------------------------------------------------------------------------------------------
     def add_sequence(self, sequence: str, arrays: dict, attrs: dict | None = None, config: dict | None = None,
-                     stats: dict | None = None, tool_version: str = __version__) -> None:
+                     stats: dict | None = None, tool_version: str = __version__, stages: dict | None = None,
+                     stale: dict | None = None) -> None:
         """Buffer one finished sequence. ``arrays`` use the names of :data:`aistpp.corpus.schema.FIELDS` (or the
         flat aliases ``smpl_poses``...); ``attrs`` are the sequence attributes; ``config`` the dict of every stage
-        config that produced it (hashed for resume); ``stats`` small summary numbers (shown by ``info``)."""
+        config that produced it (hashed for resume); ``stats`` small summary numbers (shown by ``info``);
+        ``stages`` the per-stage records {stage: {"hash", "config"}} resume compares by content; ``stale``
+        {stage: reason} for kept fields whose input changed since they were computed."""
         check_sequence_name(sequence, self.root)
         arrays, frames, views = validate_arrays(arrays, where=f"{sequence}: ")
         attrs = dict(attrs or {})
@@ -180,6 +201,10 @@ class CorpusWriter:
                  "fields": sorted(arrays), "attrs": plain(attrs), "config": config,
                  "config_hash": config_hash(config), "tool_version": tool_version, "finished_at": now_iso(),
                  "stats": plain(stats or {})}
+        if stages:
+            entry["stages"] = plain(stages)
+        if stale:
+            entry["stale"] = plain(stale)
         self._pending = [p for p in self._pending if not (p[0] == "seq" and p[1] == sequence)]
         self._pending.append(("seq", sequence, arrays, attrs, entry))
         self._pending_bytes += sum(int(a.nbytes) for a in arrays.values() if a.dtype != object)

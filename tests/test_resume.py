@@ -1,0 +1,126 @@
+"""Resume by content: a rerun of ``reconstruct`` redoes exactly the sequences and stages whose inputs changed (same-
+size edits and re-calibrated cameras included), says why, and a subset of stages keeps the other stages' fields."""
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from aistpp.corpus import Corpus
+from aistpp.io.annotations import write_keypoints2d, write_mapping
+from aistpp.pipeline import PipelineConfig, reconstruct
+
+from test_pipeline import fast_fit, shared_kp2d
+
+A, B = "gBR_sBM_cAll_d04_mBR0_ch01", "gBR_sBM_cAll_d04_mBR1_ch02"
+
+
+@pytest.fixture
+def tree(annotations_dir, tmp_path):
+    kp = shared_kp2d(annotations_dir, slice(0, 48))
+    root = tmp_path / "tree"
+    (root / "cameras").mkdir(parents=True)
+    shutil.copy(annotations_dir / "cameras" / "setting1.json", root / "cameras" / "setting1.json")
+    shutil.copy(annotations_dir / "cameras" / "setting1.json", root / "cameras" / "setting2.json")
+    write_mapping(root / "cameras" / "mapping.txt", {A: "setting1", B: "setting2"})
+    write_keypoints2d(root / "keypoints2d" / f"{A}.pkl", kp)
+    write_keypoints2d(root / "keypoints2d" / f"{B}.pkl", np.roll(kp, 7, axis=1))
+    return root
+
+
+def _edit_same_size(path, seed):
+    """Move every detection by a few pixels, keeping the file's size (what a size check cannot see)."""
+    from aistpp.io.annotations import read_keypoints2d
+
+    d = read_keypoints2d(path)
+    size = path.stat().st_size
+    kp = d["keypoints2d"].copy()
+    kp[..., :2] += np.random.default_rng(seed).normal(0, 6.0, kp[..., :2].shape).astype(np.float32)
+    write_keypoints2d(path, kp, d.get("det_scores"), d.get("timestamps"))
+    assert path.stat().st_size == size
+    return kp
+
+
+def _k3(corpus, seq):
+    return Corpus(corpus).read(seq, ("keypoints3d_optim",))["keypoints3d_optim"]
+
+
+def test_rerun_redoes_exactly_what_changed_and_says_why(tree, tmp_path):
+    out = tmp_path / "corpus"
+    cfg = PipelineConfig(fit=fast_fit())
+    first = reconstruct(tree, out, [A, B], cfg)
+    assert sorted(first.done) == [A, B] and not first.redone
+    again = reconstruct(tree, out, [A, B], cfg)
+    assert sorted(again.skipped) == [A, B] and not again.done
+
+    # 1. keypoints2d of A edited to the same byte size: A (only) is redone, and the result is a fresh run's
+    _edit_same_size(tree / "keypoints2d" / f"{A}.pkl", 1)
+    r = reconstruct(tree, out, [A, B], cfg)
+    assert r.done == [A] and r.skipped == [B]
+    assert r.redone == {A: "triangulate, smpl (keypoints2d changed)"}
+    fresh = tmp_path / "fresh"
+    reconstruct(tree, fresh, [A], cfg)
+    np.testing.assert_allclose(_k3(out, A), _k3(fresh, A))
+    log = [json.loads(x) for x in (out / "reconstruct.log.jsonl").read_text().splitlines()]
+    assert log[-1]["sequence"] == A and log[-1]["why"] == ["keypoints2d changed"]
+
+    # 2. setting2 re-calibrated (B's cameras): B (only) is redone, "cameras changed"
+    cams = json.loads((tree / "cameras" / "setting2.json").read_text())
+    cams[0]["translation"] = [t + 5.0 for t in cams[0]["translation"]]
+    (tree / "cameras" / "setting2.json").write_text(json.dumps(cams))
+    before_b = _k3(out, B)
+    r = reconstruct(tree, out, [A, B], cfg)
+    assert r.done == [B] and r.skipped == [A] and r.redone == {B: "triangulate, smpl (cameras changed)"}
+    assert not np.allclose(_k3(out, B), before_b, equal_nan=True)
+
+    # 3. another fit config: only the SMPL stage runs again (the triangulation is kept as it is)
+    k3_before = {s: _k3(out, s) for s in (A, B)}
+    fit2 = dataclasses.replace(fast_fit(), **{f.name: 12 for f in dataclasses.fields(fast_fit())
+                                              if f.name.endswith("iterations")})
+    r = reconstruct(tree, out, [A, B], PipelineConfig(fit=fit2))
+    assert sorted(r.done) == [A, B] and set(r.redone.values()) == {"smpl (fit config changed)"}
+    assert "triangulate" not in r.stage_seconds and "smpl" in r.stage_seconds
+    for s in (A, B):
+        np.testing.assert_array_equal(_k3(out, s), k3_before[s])
+    assert not Corpus(out).entry(A).get("stale")
+
+
+def test_a_subset_of_stages_keeps_the_other_stages_fields(tree, tmp_path):
+    out = tmp_path / "corpus"
+    full = PipelineConfig(fit=fast_fit())
+    tri_only = PipelineConfig(stages=("triangulate",), fit=fast_fit())
+    smpl_only = PipelineConfig(stages=("smpl",), fit=fast_fit())
+    reconstruct(tree, out, [A, B], full)
+    poses = Corpus(out).read(A, ("smpl/poses",))["smpl/poses"]
+
+    # nothing changed: triangulate only is already done, and the SMPL fields stay
+    r = reconstruct(tree, out, [A, B], tri_only)
+    assert sorted(r.skipped) == [A, B]
+    assert "smpl/poses" in Corpus(out).fields(A)
+
+    # A's input changed: its triangulation is redone, its SMPL fit is kept but marked stale (never dropped)
+    _edit_same_size(tree / "keypoints2d" / f"{A}.pkl", 2)
+    r = reconstruct(tree, out, [A, B], tri_only)
+    assert r.done == [A] and r.skipped == [B] and list(r.stale) == [A]
+    c = Corpus(out)
+    assert {"smpl/poses", "smpl/trans", "smpl/scaling", "keypoints3d_optim"} <= set(c.fields(A))
+    np.testing.assert_array_equal(c.read(A, ("smpl/poses",))["smpl/poses"], poses)
+    assert "triangulate redone" in c.entry(A)["stale"]["smpl"] and not c.entry(B).get("stale")
+    assert c.entry(A)["stats"].get("smpl_loss") is not None  # the kept stage's numbers stay too
+    assert any("STALE" in line for line in r.lines())
+
+    # the SMPL stage alone refits exactly the stale sequence, on the stored (current) keypoints3d
+    r = reconstruct(tree, out, [A, B], smpl_only)
+    assert r.done == [A] and r.skipped == [B] and r.redone == {A: "smpl (keypoints3d changed)"}
+    c = Corpus(out)
+    assert not c.entry(A).get("stale") and "keypoints3d_optim" in c.fields(A)
+    assert not np.allclose(c.read(A, ("smpl/poses",))["smpl/poses"], poses)
+
+    # the SMPL stage alone on keypoints3d whose input changed is refused, and the stored result is untouched
+    _edit_same_size(tree / "keypoints2d" / f"{A}.pkl", 3)
+    entry = Corpus(out).entry(A)
+    r = reconstruct(tree, out, [A, B], smpl_only)
+    assert "stored keypoints3d are stale (keypoints2d changed)" in r.failed[A] and r.skipped == [B]
+    assert Corpus(out).entry(A) == entry

@@ -110,6 +110,11 @@ def test_a_subset_of_stages_keeps_the_other_stages_fields(tree, tmp_path):
     assert "triangulate redone" in c.entry(A)["stale"]["smpl"] and not c.entry(B).get("stale")
     assert c.entry(A)["stats"].get("smpl_loss") is not None  # the kept stage's numbers stay too
     assert any("STALE" in line for line in r.lines())
+    from aistpp.corpus import verify_corpus
+
+    rep = verify_corpus(out)
+    assert rep.ok and any(f"{A}: stored smpl is stale" in w for w in rep.warnings)
+    assert set(c.stale(A)) == {"smpl"} and c.stale(B) == {}
 
     # the SMPL stage alone refits exactly the stale sequence, on the stored (current) keypoints3d
     r = reconstruct(tree, out, [A, B], smpl_only)
@@ -124,3 +129,21 @@ def test_a_subset_of_stages_keeps_the_other_stages_fields(tree, tmp_path):
     r = reconstruct(tree, out, [A, B], smpl_only)
     assert "stored keypoints3d are stale (keypoints2d changed)" in r.failed[A] and r.skipped == [B]
     assert Corpus(out).entry(A) == entry
+
+
+def test_music_features_follow_the_audio_content(tmp_path):
+    pytest.importorskip("librosa")
+    from aistpp.audio import add_music_to_corpus
+    from aistpp.corpus import CorpusWriter
+    from aistpp.demo import _write_wav, beat_track
+
+    root = tmp_path / "c"
+    CorpusWriter(root).close()
+    wav = tmp_path / "music" / "mBR0.wav"
+    _write_wav(wav, beat_track(3.0, 80))
+    assert add_music_to_corpus(root, wav.parent, music_ids=["mBR0"])["added"] == ["mBR0"]
+    assert add_music_to_corpus(root, wav.parent, music_ids=["mBR0"])["cached"] == ["mBR0"]
+    size = wav.stat().st_size
+    _write_wav(wav, beat_track(3.0, 120))  # another track in a file of the same size
+    assert wav.stat().st_size == size
+    assert add_music_to_corpus(root, wav.parent, music_ids=["mBR0"])["added"] == ["mBR0"]

@@ -96,6 +96,11 @@ class Corpus:
             raise AistppError(f"sequence {sequence} is not in the corpus", self.root)
         return e
 
+    def stale(self, sequence: str) -> dict[str, str]:
+        """{stage: reason} for stored stages whose input changed since they were computed (kept by a run of other
+        stages; see docs/corpus.md, "Resume by content"). Empty when everything stored is current."""
+        return dict(self._ok_entry(sequence).get("stale") or {})
+
     def failures(self) -> dict[str, str]:
         return {s: e.get("reason") or "" for s, e in sorted(self.manifest["sequences"].items())
                 if e.get("status") == "failed"}

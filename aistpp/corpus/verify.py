@@ -109,6 +109,8 @@ def verify_corpus(root: str | Path, checksums: bool = True, shapes: bool = True,
                 rep.failed += 1
                 continue
             rep.sequences += 1
+            for stage, why in sorted((e.get("stale") or {}).items()):
+                rep.warnings.append(f"{seq}: stored {stage} is stale ({why})")
             shard = e.get("shard")
             if shard not in manifest["shards"]:
                 rep.errors.append(f"{seq}: indexed in shard {shard!r}, which the manifest does not list")

@@ -618,7 +618,7 @@ class RunSummary:
 
         out = [f"reconstruct -> {self.corpus} ({self.executor}, {self.wall_seconds:.1f} s)",
                f"  sequences: {self.requested} requested, {len(self.done)} reconstructed, {len(self.skipped)} "
-               f"already done (same config), {len(self.failed)} failed",
+               f"already done (same inputs and config), {len(self.failed)} failed",
                f"  frames reconstructed: {self.frames}",
                f"  median reprojection error: {f(self.reprojection_error_px, ' px')}; median SMPL fit loss: "
                f"{f(self.smpl_loss)}; median fit error: {f(self.fit_error_cm, ' cm')}"]

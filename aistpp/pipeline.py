@@ -663,11 +663,11 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
     with those stored; only the stages whose inputs changed run again, and the run says why (``summary.redone``,
     the log). Stages not requested are kept: their fields stay, and a kept stage whose input changed (SMPL fits
     after a new triangulation) is marked stale (``entry["stale"]``, ``summary.stale``) until it is redone.
-    ``force`` redoes every requested stage; failed sequences are redone. Results are committed every ``commit_every`` sequences or ``commit_seconds``
-    (atomically), so a killed run keeps its committed work. ``executor``: ``local`` (process pool of ``workers``;
-    1 = in this process) or ``ray`` (``ray_address`` or a local Ray with ``workers`` CPUs). ``music``: a folder of
-    ``<music_id>.wav`` files; their 35-d features are cached in the corpus after the reconstruction
-    (:func:`aistpp.audio.add_music_to_corpus`, resumable too).
+    ``force`` redoes every requested stage; failed sequences are redone. Results are committed every
+    ``commit_every`` sequences or ``commit_seconds`` (atomically), so a killed run keeps its committed work.
+    ``executor``: ``local`` (process pool of ``workers``; 1 = in this process) or ``ray`` (``ray_address`` or a
+    local Ray with ``workers`` CPUs). ``music``: a folder of ``<music_id>.wav`` files; their 35-d features are
+    cached in the corpus after the reconstruction (:func:`aistpp.audio.add_music_to_corpus`, resumable too).
     """
     from aistpp.executors import get_executor
 

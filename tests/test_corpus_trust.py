@@ -123,7 +123,8 @@ def test_import_reports_a_stray_file_and_imports_the_rest(annotations_dir, share
     shutil.copy(annotations_dir / "keypoints3d" / f"{shared_sequences[0]}.pkl", tree / "keypoints3d")
     (tree / "keypoints3d" / "notes.pkl").write_bytes(b"not even a pickle")
     res = import_official(tree, tmp_path / "c")
-    assert res["imported"] == 1 and list(res["failed"]) == ["notes"] and "not an AIST++ sequence" in res["failed"]["notes"]
+    assert res["imported"] == 1 and list(res["failed"]) == ["notes"]
+    assert "not an AIST++ sequence" in res["failed"]["notes"]
     assert Corpus(tmp_path / "c").sequences() == [shared_sequences[0]]
 
 
@@ -140,3 +141,21 @@ def test_viz_refuses_a_sequence_name_that_is_a_path(annotations_dir, tmp_path):
         load_sequence(root, "../../x")
     with pytest.raises(AistppError, match="unsafe or inconsistent manifest"):
         load_sequence(root)
+
+
+def test_viz_reports_a_bad_file_and_draws_the_rest(annotations_dir, shared_sequences, tmp_path, capsys):
+    from aistpp.cli import main
+
+    seq = shared_sequences[0]
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"\x80\x04not a pickle")
+    rc = main(["viz", str(annotations_dir), "--sequence", seq, "--out", str(tmp_path / "o"), "--what",
+               "skeleton,overlay", "--frames", "0:12:6", "--size", "96x96", "--tile", "160x90",
+               "--compare", str(bad)])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    for suffix in ("skeleton.mp4", "overlay.png"):  # the rest is drawn
+        assert (tmp_path / "o" / f"{seq}_{suffix}").is_file() and f"{seq}_{suffix}" in out
+    failed = [line for line in err.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].startswith("FAILED compare:") and "bad.pkl" in failed[0], err
+

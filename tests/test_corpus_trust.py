@@ -159,3 +159,58 @@ def test_viz_reports_a_bad_file_and_draws_the_rest(annotations_dir, shared_seque
     failed = [line for line in err.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1 and failed[0].startswith("FAILED compare:") and "bad.pkl" in failed[0], err
 
+
+
+# -- readers: checksums, compaction ------------------------------------------------------------------------------
+def test_reader_keeps_working_through_compaction(tmp_path):
+    root = tmp_path / "c"
+    data = {s: _arrays(40, seed=i) for i, s in enumerate((SEQ_A, SEQ_B, SEQ_C))}
+    with CorpusWriter(root, target_shard_bytes=10_000, max_pending=1) as w:  # one shard per sequence
+        for s, d in data.items():
+            w.add_sequence(s, d)
+    long_lived = Corpus(root)
+    np.testing.assert_array_equal(long_lived.read(SEQ_A, ("keypoints3d",))["keypoints3d"], data[SEQ_A]["keypoints3d"])
+    untouched = Corpus(root)  # opened before the compaction, reads nothing until after the files are gone
+    old_shards = set(long_lived.manifest["shards"])
+    with CorpusWriter(root, target_shard_bytes=50 * 2**20) as w:
+        assert w.compact() == 1
+    m = json.loads((root / "manifest.json").read_text())
+    assert set(m["retired"]) == old_shards and all((root / n).is_file() for n in old_shards)  # deferred deletion
+    for s in (SEQ_B, SEQ_C):  # shards this reader had not opened yet: still there, same snapshot
+        np.testing.assert_array_equal(long_lived.read(s, ("smpl_poses",))["smpl_poses"], data[s]["smpl_poses"])
+    rep = verify_corpus(root)
+    assert rep.ok and not rep.warnings
+    with CorpusWriter(root, retain_seconds=0):  # the retention is over: the next writer deletes them
+        pass
+    assert not any((root / n).exists() for n in old_shards)
+    assert json.loads((root / "manifest.json").read_text())["retired"] == {}
+    # a reader whose manifest names deleted shards re-reads the manifest and follows the sequence
+    np.testing.assert_array_equal(untouched.read(SEQ_C, ("keypoints3d",))["keypoints3d"], data[SEQ_C]["keypoints3d"])
+    with CorpusWriter(root, retain_seconds=0) as w:  # shard numbers are never reused
+        w.add_sequence(SEQ_A, _arrays(40, seed=9))
+    used = {int(n[6:11]) for n in json.loads((root / "manifest.json").read_text())["shards"]}
+    assert min(used) > max(int(n[6:11]) for n in old_shards)
+
+
+def test_reader_checks_sizes_and_checksums(tmp_path):
+    root = tmp_path / "c"
+    with CorpusWriter(root) as w:
+        w.add_sequence(SEQ_A, _arrays(200))
+    shard = next(root.glob("shard-*.h5"))
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # same size, other content
+    shard.write_bytes(bytes(raw))
+    for checksums in ("auto", True):  # the default checks a small shard's sha256 on first open
+        with pytest.raises(AistppError, match="sha256 differs"):
+            Corpus(root, checksums=checksums).read(SEQ_A, ("keypoints3d",))
+    try:  # size-only checking does not notice (what it reads may be garbage, or h5py may fail)
+        Corpus(root, checksums=False).read(SEQ_A, ("keypoints3d",))
+    except AistppError as err:
+        assert "sha256" not in str(err)
+    except OSError:
+        pass
+    shard.write_bytes(bytes(raw) + b"x")  # a size change is always caught
+    with pytest.raises(AistppError, match="bytes, the manifest says"):
+        Corpus(root, checksums=False).read(SEQ_A, ("keypoints3d",))
+    with pytest.raises(AistppError, match="checksums must be"):
+        Corpus(root, checksums="sometimes")

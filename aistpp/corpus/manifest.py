@@ -10,7 +10,12 @@ completely written. Layout::
                          "frames": int, "views": int | null, "fields": [...], "attrs": {...},
                          "config": {...}, "config_hash": hex, "tool_version": "...", "finished_at": ISO,
                          "stats": {...}}},
-     "music": {music_id: {"shard": name, "frames": int, "fps": 60, "config": {...}, "config_hash": hex}}}
+     "music": {music_id: {"shard": name, "frames": int, "fps": 60, "config": {...}, "config_hash": hex}},
+     "retired": {shard name: {"retired_at": ISO, "retired_unix": float}}, "last_shard_index": int}
+
+A sequence entry made by ``aistpp reconstruct`` also holds ``stages`` ({stage: {"hash", "config"}}, compared by
+content on resume) and, when a kept stage's input changed, ``stale`` ({stage: reason}). Retired shards are no
+longer indexed but stay on disk for a while for readers of an older manifest (see :mod:`aistpp.corpus.writer`).
 """
 
 from __future__ import annotations
@@ -118,6 +123,15 @@ def manifest_problems(data: dict) -> list[str]:
             out.append(f"shard {name[:80]!r} is not a shard file name of this corpus (shard-NNNNN.h5)")
         elif not isinstance(info, dict):
             out.append(f"shard {name}: entry is not an object")
+    retired = data.get("retired", {})
+    if not isinstance(retired, dict):
+        out.append("retired must be a JSON object")
+    else:
+        for name in retired:
+            if shard_index(name) is None:
+                out.append(f"retired shard {name[:80]!r} is not a shard file name of this corpus (shard-NNNNN.h5)")
+            elif name in shards:
+                out.append(f"shard {name} is both listed and retired")
     for seq, e in data["sequences"].items():
         try:
             check_sequence_name(seq)

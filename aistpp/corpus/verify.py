@@ -92,8 +92,10 @@ def verify_corpus(root: str | Path, checksums: bool = True, shapes: bool = True,
         if checksums and file_sha256(path) != info.get("sha256"):
             rep.errors.append(f"{name}: sha256 mismatch (file changed or corrupted)")
             bad_shards.add(name)
+    retired = set(manifest.get("retired", {}))  # kept a while for readers of an older manifest: not leftovers
     for p in sorted(root.iterdir()):
-        if (shard_index(p.name) is not None and p.name not in manifest["shards"]) or p.name.startswith(".shard-"):
+        if (shard_index(p.name) is not None and p.name not in manifest["shards"] and p.name not in retired) \
+                or p.name.startswith(".shard-"):
             rep.warnings.append(f"{p.name}: not referenced by the manifest (leftover of an interrupted run)")
 
     handles: dict = {}

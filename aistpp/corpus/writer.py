@@ -3,9 +3,12 @@
 A :class:`CorpusWriter` buffers finished sequences in memory and commits them as a *new* shard file: written
 under a temporary name, fsynced, renamed, and only then referenced by the manifest (itself replaced atomically).
 A referenced shard is never modified in place, so a run killed at any moment leaves a valid corpus: at worst an
-unreferenced temporary or shard file, which the next writer removes. Buffers are committed when they reach the
-target shard size, after ``max_pending`` sequences or ``flush_seconds``; :meth:`CorpusWriter.compact` merges small
-shards into shards near the target size (copying the stored chunks, no recompression).
+unreferenced temporary or shard file, which the next writer removes. A shard no index entry uses any more (after a
+re-run or a compaction) is *retired*, not deleted: it stays listed under ``retired`` in the manifest and on disk
+for ``retain_seconds`` (default :data:`RETAIN_SECONDS`), so a long-lived reader holding the previous manifest keeps
+reading its snapshot; a later commit deletes it. Shard numbers are never reused. Buffers are committed when they
+reach the target shard size, after ``max_pending`` sequences or ``flush_seconds``; :meth:`CorpusWriter.compact`
+merges small shards into shards near the target size (copying the stored chunks, no recompression).
 
 Only one writer may hold a corpus at a time (an exclusive ``flock`` on ``.writer.lock``).
 """
@@ -31,6 +34,7 @@ from aistpp.naming import check_sequence_name, check_token
 log = logging.getLogger(__name__)
 
 DEFAULT_TARGET_SHARD_BYTES = 512 * 2**20
+RETAIN_SECONDS = 3600.0  # how long a retired shard stays readable for readers of an older manifest
 
 
 def _h5py():
@@ -94,7 +98,8 @@ class CorpusWriter:
     """
 
     def __init__(self, root: str | Path, target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES,
-                 max_pending: int = 16, flush_seconds: float = 120.0, compression: str = "gzip"):
+                 max_pending: int = 16, flush_seconds: float = 120.0, compression: str = "gzip",
+                 retain_seconds: float = RETAIN_SECONDS):
         if compression not in ("gzip", "lzf"):
             raise AistppError(f"unknown compression {compression!r}; expected gzip or lzf")
         self.root = Path(root)
@@ -104,6 +109,7 @@ class CorpusWriter:
             raise AistppError("directory is not empty and is not a corpus (no manifest.json)", self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_pending = int(max_pending)
+        self.retain_seconds = float(retain_seconds)
         self.flush_seconds = float(flush_seconds)
         self.compression = compression
         self._lock_fh = self._lock()
@@ -134,8 +140,9 @@ class CorpusWriter:
         return fh
 
     def _cleanup(self) -> None:
-        """Remove leftovers of a killed run: temporary files and shards the manifest does not reference."""
-        referenced = set(self.manifest["shards"])
+        """Remove leftovers of a killed run: temporary files and shards the manifest does not reference (retired
+        shards are referenced until they expire)."""
+        referenced = set(self.manifest["shards"]) | set(self.manifest.get("retired", {}))
         for p in self.root.iterdir():
             stale_tmp = p.name.startswith(".shard-") or p.name.startswith(f".{MANIFEST}.")
             stale_shard = shard_index(p.name) is not None and p.name not in referenced
@@ -145,10 +152,15 @@ class CorpusWriter:
                     p.unlink()
 
     def _next_shard(self) -> str:
-        used = [shard_index(n) for n in self.manifest["shards"]]
+        """A shard name never used before in this corpus (a reader of an old manifest can never meet another
+        file under a name it knows)."""
+        used = [shard_index(n) for n in list(self.manifest["shards"]) + list(self.manifest.get("retired", {}))]
         used += [shard_index(p.name) for p in self.root.glob("shard-*.h5")]
+        used += [int(self.manifest.get("last_shard_index", -1))]
         used = [i for i in used if i is not None]
-        return shard_name(max(used) + 1 if used else 0)
+        index = max(used) + 1 if used else 0
+        self.manifest["last_shard_index"] = index
+        return shard_name(index)
 
     # -- queries ------------------------------------------------------------------------------------------------
     def entry(self, sequence: str) -> dict | None:
@@ -287,14 +299,22 @@ class CorpusWriter:
         return name
 
     def _drop_unreferenced(self) -> None:
-        """Forget shards no index entry points to any more (files are removed after the manifest commit)."""
+        """Retire shards no index entry points to any more: they leave ``shards`` for ``retired`` (with the time),
+        and their files are deleted once ``retain_seconds`` have passed (:meth:`_collect_garbage`)."""
         used = {e.get("shard") for e in self.manifest["sequences"].values()}
         used |= {e.get("shard") for e in self.manifest["music"].values()}
+        retired = self.manifest.setdefault("retired", {})
         for name in [n for n in self.manifest["shards"] if n not in used]:
             del self.manifest["shards"][name]
+            retired[name] = {"retired_at": now_iso(), "retired_unix": time.time()}
+        expired = [n for n, r in retired.items()
+                   if time.time() - float(r.get("retired_unix", 0)) >= self.retain_seconds]
+        for name in expired:
+            del retired[name]
             self._garbage.append(name)
 
     def _collect_garbage(self) -> None:
+        """Delete the files of expired retired shards (after the manifest that forgets them is committed)."""
         for name in self._garbage:
             if shard_index(name) is None:  # never: manifests are checked on load; belt and braces
                 continue
@@ -367,6 +387,9 @@ class CorpusWriter:
             return
         try:
             self.flush()
+            self._drop_unreferenced()  # retired shards whose time is up
+            if self._garbage:
+                write_manifest(self.root, self.manifest)
             self._collect_garbage()
         finally:
             self._lock_fh.close()

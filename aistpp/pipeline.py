@@ -377,25 +377,67 @@ CHANGE_WORDS = {"keypoints2d": "keypoints2d changed", "videos": "videos changed"
 
 
 def video_fingerprint(path: str | Path) -> dict:
-    """The documented cheap fingerprint of a (large) video: size, mtime and the sha256 of its first and last MiB
+    """The documented cheap fingerprint of a (large) video: its size and the sha256 of its first and last MiB
     (reading whole videos on every resume would cost more than detecting them)."""
     path = Path(path)
-    st = path.stat()
+    size = path.stat().st_size
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         h.update(fh.read(VIDEO_FINGERPRINT_BYTES))
-        if st.st_size > VIDEO_FINGERPRINT_BYTES:
-            fh.seek(max(VIDEO_FINGERPRINT_BYTES, st.st_size - VIDEO_FINGERPRINT_BYTES))
+        if size > VIDEO_FINGERPRINT_BYTES:
+            fh.seek(max(VIDEO_FINGERPRINT_BYTES, size - VIDEO_FINGERPRINT_BYTES))
             h.update(fh.read(VIDEO_FINGERPRINT_BYTES))
-    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
+    return {"bytes": size, "head_tail_sha256": h.hexdigest()}
+
+
+VIDEO_CACHE = ".video-fingerprints.json"
 
 
 class Fingerprints:
     """sha256 of input files, cached by (path, size, mtime) for one run (a camera file or the SMPL model is shared
-    by many sequences)."""
+    by many sequences). Video fingerprints are also cached across runs in ``video_cache`` (a JSON file in the
+    corpus): a video whose size and modification time are unchanged is not read again."""
 
-    def __init__(self):
+    def __init__(self, video_cache: str | Path | None = None):
         self._cache: dict = {}
+        self._listings: dict = {}
+        self._video_cache_path = Path(video_cache) if video_cache else None
+        self._videos: dict = {}
+        if self._video_cache_path is not None:
+            try:
+                loaded = json.loads(self._video_cache_path.read_text())
+                self._videos = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._videos = {}
+
+    def video(self, path: Path) -> dict:
+        st = path.stat()
+        key = str(path.resolve())
+        known = self._videos.get(key)
+        if isinstance(known, dict) and known.get("bytes") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns \
+                and isinstance(known.get("head_tail_sha256"), str):
+            return {"bytes": st.st_size, "head_tail_sha256": known["head_tail_sha256"]}
+        fp = video_fingerprint(path)
+        self._videos[key] = {**fp, "mtime_ns": st.st_mtime_ns}
+        return fp
+
+    def videos_of(self, folder: Path, names) -> dict:
+        """{video name: fingerprint or None} for the views of one sequence (the folder is listed once)."""
+        if folder not in self._listings:
+            listing: dict = {}
+            if folder.is_dir():
+                for p in sorted(folder.iterdir()):
+                    listing.setdefault(p.stem, p)
+            self._listings[folder] = listing
+        found = self._listings[folder]
+        return {n: (self.video(found[n]) if n in found else None) for n in names}
+
+    def save(self) -> None:
+        """Persist the video fingerprint cache (atomically)."""
+        if self._video_cache_path is not None and self._videos:
+            from aistpp.io.atomic import atomic_write_text
+
+            atomic_write_text(self._video_cache_path, json.dumps(self._videos, sort_keys=True))
 
     def sha256(self, path: Path) -> str | None:
         from aistpp.corpus.manifest import file_sha256
@@ -442,12 +484,9 @@ def stage_configs(task: SequenceTask, fp: Fingerprints | None = None, mapping: d
               "mapping": f"{seq} {setting}" if setting else None,
               "cameras": fp.sha256(tree.cameras_dir / f"{setting}.json") if setting else None}
     if cfg.source == "videos":
-        vdir = Path(task.videos) if task.videos else None
         inputs["detector"] = _config_dict(cfg.detector_spec())
-        inputs["videos"] = {}
-        for name in parse_name(seq).video_names():
-            found = sorted(vdir.glob(f"{name}.*")) if vdir is not None and vdir.is_dir() else []
-            inputs["videos"][name] = video_fingerprint(found[0]) if found else None
+        names = parse_name(seq).video_names()
+        inputs["videos"] = fp.videos_of(Path(task.videos), names) if task.videos else dict.fromkeys(names)
     else:
         inputs["keypoints2d"] = fp.sha256(tree.path("keypoints2d", seq))
     out = {"inputs": inputs}
@@ -569,7 +608,14 @@ def select_sequences(annotations: str | Path, sequences=None, genres=None, split
     elif source == "videos":
         names = list(mapping)
     else:
-        have = set(tree.sequences(source))
+        from aistpp.naming import check_sequence_name
+
+        have = set()
+        for s in tree.sequences(source):
+            try:
+                have.add(check_sequence_name(s))
+            except AistppError:  # a stray file in the folder is not a sequence
+                log.warning("%s/%s.pkl ignored: not an AIST++ sequence name", source, s)
         names = [s for s in mapping if s in have] + sorted(have - set(mapping))
     if genres:
         names = [s for s in names if parse_name(s).genre in set(genres)]
@@ -686,12 +732,13 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
              for s in sequences]
     tree = AnnotationTree(Path(annotations))
     mapping = tree.mapping() if tree.mapping_path.exists() else {}
-    fp = Fingerprints()
+    out = Path(out)
+    fp = Fingerprints(out / VIDEO_CACHE if config.source == "videos" else None)
     stage_cfgs = {t.sequence: stage_configs(t, fp, mapping) for t in tasks}
     configs = {t.sequence: task_config(t, stage_cfgs[t.sequence]) for t in tasks}
-    out = Path(out)
     stats_all: list[dict] = []
     with CorpusWriter(out, max_pending=commit_every, flush_seconds=commit_seconds) as writer:
+        fp.save()
         todo, plans = [], {}
         for t in tasks:
             entry = writer.entry(t.sequence)

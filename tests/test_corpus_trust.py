@@ -214,3 +214,16 @@ def test_reader_checks_sizes_and_checksums(tmp_path):
         Corpus(root, checksums=False).read(SEQ_A, ("keypoints3d",))
     with pytest.raises(AistppError, match="checksums must be"):
         Corpus(root, checksums="sometimes")
+
+
+def test_reconstruct_selection_skips_stray_files(annotations_dir, shared_sequences, tmp_path):
+    import shutil
+
+    from aistpp.pipeline import select_sequences
+
+    tree = tmp_path / "tree"
+    shutil.copytree(annotations_dir / "cameras", tree / "cameras")
+    (tree / "keypoints2d").mkdir()
+    shutil.copy(annotations_dir / "keypoints2d" / f"{shared_sequences[1]}.pkl", tree / "keypoints2d")
+    (tree / "keypoints2d" / "..notes.pkl").write_bytes(b"x")
+    assert select_sequences(tree) == [shared_sequences[1]]

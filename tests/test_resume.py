@@ -147,3 +147,45 @@ def test_music_features_follow_the_audio_content(tmp_path):
     _write_wav(wav, beat_track(3.0, 120))  # another track in a file of the same size
     assert wav.stat().st_size == size
     assert add_music_to_corpus(root, wav.parent, music_ids=["mBR0"])["added"] == ["mBR0"]
+
+
+def test_video_fingerprints_content_and_cache(tree, tmp_path):
+    import os
+
+    from aistpp.naming import parse_name
+    from aistpp.pipeline import Fingerprints, SequenceTask, stage_configs
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    names = parse_name(A).video_names()
+    for i, n in enumerate(names[:8]):  # c09 missing
+        (videos / f"{n}.mp4").write_bytes(bytes([i]) * (3 * 2**20 + 5))
+    task = SequenceTask(A, str(tree), PipelineConfig(source="videos"), str(videos))
+
+    def fps(cache=None):
+        fp = Fingerprints(cache)
+        v = stage_configs(task, fp)["inputs"]["videos"]
+        fp.save()
+        return v
+
+    first = fps()
+    assert first[names[8]] is None and first[names[0]]["bytes"] == 3 * 2**20 + 5
+    # a copy (new mtime, same bytes) is the same video; a changed byte in the last MiB is another one
+    p = videos / f"{names[3]}.mp4"
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert fps() == first
+    raw = bytearray(p.read_bytes())
+    raw[-10] ^= 1
+    p.write_bytes(bytes(raw))
+    second = fps(tmp_path / "cache.json")
+    assert second[names[3]] != first[names[3]] and {k: v for k, v in second.items() if k != names[3]} == {
+        k: v for k, v in first.items() if k != names[3]}
+    assert PipelineConfig(source="videos").to_dict()["source"] == "videos"
+    # the cache (by size and mtime) avoids reading unchanged videos again: an edit that keeps both is not seen
+    st = p.stat()
+    raw[-10] ^= 1
+    p.write_bytes(bytes(raw))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert fps(tmp_path / "cache.json")[names[3]] == second[names[3]]
+    assert fps()[names[3]] == first[names[3]]  # without the cache the content is read

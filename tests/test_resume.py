@@ -189,3 +189,35 @@ def test_video_fingerprints_content_and_cache(tree, tmp_path):
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert fps(tmp_path / "cache.json")[names[3]] == second[names[3]]
     assert fps()[names[3]] == first[names[3]]  # without the cache the content is read
+
+
+def test_plan_names_each_changed_input(tree, tmp_path):
+    """Every input in a stage record, changed alone, redoes the stages that depend on it, with its reason."""
+    from aistpp.corpus.manifest import config_hash
+    from aistpp.pipeline import SequenceTask, plan_sequence, stage_configs
+
+    model = tmp_path / "SMPL_MALE.pkl"
+    model.write_bytes(b"model v1")
+    cfg = PipelineConfig(smpl_model=str(model), fit=fast_fit())
+    task = SequenceTask(A, str(tree), cfg)
+
+    def stored():
+        c = stage_configs(task)
+        return {"status": "ok", "stages": {s: {"hash": config_hash(c[s]), "config": c[s]} for s in ("triangulate",
+                                                                                                    "smpl")}}
+
+    entry = stored()
+    assert plan_sequence(task, entry, stage_configs(task)).run == ()
+    model.write_bytes(b"model v2")  # same size
+    p = plan_sequence(task, entry, stage_configs(task))
+    assert p.run == ("smpl",) and p.why == ["SMPL model changed"]
+    entry = stored()
+    write_mapping(tree / "cameras" / "mapping.txt", {A: "setting2", B: "setting2"})  # same camera content
+    p = plan_sequence(task, entry, stage_configs(task))
+    assert p.run == ("triangulate", "smpl") and p.why == ["mapping changed", "camera setting changed"]
+    entry = stored()
+    p = plan_sequence(task, entry, stage_configs(SequenceTask(A, str(tree), PipelineConfig(
+        smpl_model=str(model), fit=fast_fit(), frames=(0, 40)))))
+    assert p.run == ("triangulate", "smpl") and p.why == ["frames changed"]
+    p = plan_sequence(task, entry, stage_configs(task), force=True)
+    assert p.run == ("triangulate", "smpl") and p.why == ["forced"]

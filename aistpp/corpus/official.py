@@ -37,9 +37,8 @@ def import_official(annotations: str | Path, out: str | Path, sequences=None, pr
     the same files are skipped). Returns {"imported", "skipped", "failed": {seq: reason}}."""
     from tqdm import tqdm
 
-    from aistpp.io.annotations import AnnotationTree
-
     from aistpp.corpus.manifest import config_hash, file_sha256
+    from aistpp.io.annotations import AnnotationTree
 
     tree = AnnotationTree.open(annotations)
     mapping = tree.mapping() if tree.mapping_path.exists() else {}

@@ -34,7 +34,8 @@ def sequence_attrs(sequence: str, setting: str | None = None, fps: float = 60.0,
 def import_official(annotations: str | Path, out: str | Path, sequences=None, progress: bool = False) -> dict:
     """Pack the official annotation tree ``annotations`` into the corpus ``out`` as it is: for each sequence every
     file that exists (keypoints2d, keypoints3d, motions) and its cameras. Resumable (sequences already imported from
-    the same files are skipped). Returns {"imported", "skipped", "failed": {seq: reason}}."""
+    files of the same content, sha256, and the same cameras are skipped). A file whose name is not a sequence is
+    reported under ``failed`` and the rest imported. Returns {"imported", "skipped", "failed": {seq: reason}}."""
     from tqdm import tqdm
 
     from aistpp.corpus.manifest import config_hash, file_sha256

@@ -276,6 +276,13 @@ def corpus_alignment(corpus, sequences=None) -> list[MusicAlignment]:
             corpus.close()
 
 
+def _audio_identity(path: Path) -> dict:
+    """An audio file by content (resume recomputes features when the file changed, even at the same size)."""
+    from aistpp.corpus.manifest import file_sha256
+
+    return {"name": path.name, "sha256": file_sha256(path)}
+
+
 def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_ids=None,
                         config: AudioConfig = AudioConfig(), overwrite: bool = False, writer=None,
                         progress: bool = False) -> dict:
@@ -327,7 +334,7 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
             if m not in files:
                 continue
             have = (writer.manifest.get("music", {}).get(m) or {}).get("config") or {}
-            same_source = have.get("source") == {"name": files[m].name, "bytes": files[m].stat().st_size}
+            same_source = have.get("source") == _audio_identity(files[m])
             if not overwrite and have.get("audio") == plain_config(cfg) and same_source:
                 result["cached"].append(m)
             else:
@@ -341,8 +348,7 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
         for m in tqdm(todo, desc="music features", unit="music", disable=not progress):
             path = files[m]
             feats = music_features(path, tempo=music_tempo(m), config=config)
-            stat = path.stat()
-            writer.add_music(m, feats, config={"audio": cfg, "source": {"name": path.name, "bytes": stat.st_size},
+            writer.add_music(m, feats, config={"audio": cfg, "source": _audio_identity(path),
                                                "tempo": music_tempo(m)}, fps=config.fps)
             writer.flush()  # commit each music: a killed run keeps what is done
             result["added"].append(m)

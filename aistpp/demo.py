@@ -273,8 +273,13 @@ def step_fact(ctx: DemoContext) -> DemoStep:
     s = demo_step(ctx.corpus, Path(ctx.out) / "fact", music_dir=ctx.music, seed=getattr(ctx.config, "seed", 0))
     ctx.results["fact"] = s
     tr = s["train"]
-    lines = [f"tiny FACT: {tr['steps']} steps on {tr['windows']} window(s), loss {tr['first_loss']:.4f} -> "
-             f"{tr['last_loss']:.4f} ({s['seconds']['train']:.1f} s)",
+    if tr["first_loss"] is None:  # a re-run in the same folder: the training had already finished
+        head = (f"tiny FACT: already trained {tr['steps']} steps on {tr['windows']} window(s) (resumed from "
+                f"{tr['checkpoint']}; losses in {Path(s['out']) / 'run' / 'log.csv'})")
+    else:
+        head = (f"tiny FACT: {tr['steps']} steps on {tr['windows']} window(s), loss {tr['first_loss']:.4f} -> "
+                f"{tr['last_loss']:.4f} ({s['seconds']['train']:.1f} s)")
+    lines = [head,
              f"generated {len(s['generated'])} sequence(s) into {s['out']}/generated "
              f"({s['seconds']['generate']:.1f} s)"]
     for row in ("ground_truth", "generated"):
@@ -293,11 +298,60 @@ add_step("verify", step_verify)
 add_step("fact", step_fact)
 
 
+STAMP = "demo-config.json"
+DEMO_FOLDERS = ("sample", "corpus", "fact", "export")
+
+
+def _stamp(config: DemoConfig) -> dict:
+    from aistpp import __version__
+    from aistpp.corpus.manifest import plain
+
+    fit = config.fit
+    if fit is not None:
+        from dataclasses import asdict, is_dataclass
+
+        fit = fit.to_dict() if hasattr(fit, "to_dict") else asdict(fit) if is_dataclass(fit) else repr(fit)
+    return plain({"sequences": config.sequences, "frames": config.frames, "seed": config.seed, "fit": fit,
+                  "aistpp": __version__})
+
+
+def prepare_out(config: DemoConfig, out: Path) -> list[str]:
+    """Make ``out`` safe to (re)run in: the same demo config resumes (every step is idempotent); another one
+    (``--seed``, ``--frames``...) starts from scratch, removing the demo's own folders (sample, corpus, fact,
+    export) so no step compares or trains against an earlier run's results. Returns what was removed."""
+    import json
+    import logging
+    import shutil
+
+    from aistpp.io.atomic import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    stamp_path = out / STAMP
+    want = _stamp(config)
+    try:
+        have = json.loads(stamp_path.read_text())
+    except FileNotFoundError:  # no stamp: an older demo's output (its corpus and truth) counts as another config
+        have = {} if (out / "corpus" / "manifest.json").is_file() and (out / "sample" / "truth").is_dir() else None
+    except (ValueError, UnicodeDecodeError):
+        have = {}
+    removed = []
+    if have is not None and have != want:
+        for name in DEMO_FOLDERS:
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+                removed.append(name)
+        if removed:
+            logging.getLogger(__name__).info("demo config changed: removed %s from %s", ", ".join(removed), out)
+    atomic_write_text(stamp_path, json.dumps(want, indent=1, sort_keys=True) + "\n")
+    return removed
+
+
 def run_demo(config: DemoConfig = DemoConfig(), ctx: DemoContext | None = None):
     """Run every registered step in order; yields each :class:`DemoStep` as it finishes (with its seconds).
-    Pass ``ctx`` to inspect the paths and results afterwards."""
+    Pass ``ctx`` to inspect the paths and results afterwards. Re-running in the same folder resumes; another
+    config starts afresh there (:func:`prepare_out`)."""
     ctx = ctx or DemoContext(config, Path(config.out))
-    ctx.out.mkdir(parents=True, exist_ok=True)
+    prepare_out(config, ctx.out)
     for _, fn in list(STEPS):
         t = time.perf_counter()
         step = fn(ctx)

@@ -62,3 +62,32 @@ def test_demo_end_to_end(tmp_path):
         assert row["optim"] < 2.0 and row["smpl"] < 3.0, row
     assert ctx.results["verify_ok"]
     assert not ctx.results["reconstruct"].failed
+
+
+def test_demo_twice_in_one_folder_and_another_seed_there(tmp_path):
+    """A second run in the same folder resumes every step (the FACT training had finished: no crash), and another
+    seed in that folder starts afresh instead of comparing the new truth with the old results."""
+    from test_pipeline import fast_fit
+
+    out = tmp_path / "demo"
+    first = DemoContext(DemoConfig(out=str(out), sequences=2, frames=60, fit=fast_fit()), out)
+    lines1 = [s for s in run_demo(first.config, first)]
+    again = DemoContext(first.config, out)
+    lines2 = [s for s in run_demo(again.config, again)]
+    assert [s.title for s in lines2] == [s.title for s in lines1]
+    assert sorted(again.results["reconstruct"].skipped) == sorted(again.sequences)  # nothing redone
+    assert again.results["mpjpe_cm"] == first.results["mpjpe_cm"]
+    fact_line = next(s for s in lines2 if s.title.startswith("FACT")).lines[0]
+    assert "already trained 20 steps" in fact_line
+    # another seed in the old folder: a new sample, reconstructed afresh (not compared with the old corpus)
+    saved = list(STEPS)
+    STEPS[:] = saved[:3]
+    try:
+        other = DemoContext(DemoConfig(out=str(out), sequences=2, frames=60, fit=fast_fit(), seed=1), out)
+        list(run_demo(other.config, other))
+    finally:
+        STEPS[:] = saved
+    assert sorted(other.results["reconstruct"].done) == sorted(other.sequences)
+    assert not (out / "fact").exists()  # the old FACT run (trained on the old sample) is gone
+    for row in other.results["mpjpe_cm"].values():
+        assert row["optim"] < 2.0 and row["smpl"] < 3.0, row

@@ -28,7 +28,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("info", help="summarize an annotation tree or a corpus",
-                       description="What is in PATH: counts per genre, files, shapes, frames, NaN fractions.")
+                       description="What is in PATH: counts per genre, files, shapes, frames, NaN fractions. A "
+                                   "malformed file of a tree is reported (PROBLEM <file>: <why>) and the rest is "
+                                   "summarized; the exit status is then 1.")
     p.add_argument("path", metavar="PATH", help="annotation tree (or a corpus directory)")
     p.add_argument("--max-files", type=int, default=None, help="read at most this many pkls per kind")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -77,4 +79,4 @@ def cmd_info(args) -> int:
 
     summary = summarize_tree(AnnotationTree.open(path), max_files=args.max_files)
     print(json.dumps(summary, indent=2) if args.json else "\n".join(format_summary(summary)))
-    return 0
+    return 1 if summary["problems"] else 0

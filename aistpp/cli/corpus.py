@@ -45,9 +45,16 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_reconstruct)
 
-    p = sub.add_parser("verify", help="check a corpus: shard checksums, sizes, index and shapes",
-                       description="Exit status 0 when the corpus is intact, 1 when something is wrong.")
+    p = sub.add_parser("verify", help="check a corpus: shard checksums, sizes, index, shapes and failed sequences",
+                       description="Exit status 0 when the corpus is intact and every requested sequence (default: "
+                                   "every sequence in the manifest) reconstructed; 1 when something is wrong or a "
+                                   "requested sequence failed or is absent (each is listed with its reason), unless "
+                                   "--allow-failed.")
     p.add_argument("corpus", metavar="CORPUS")
+    p.add_argument("--sequences", nargs="+", metavar="SEQ",
+                   help="the sequences that must be present and ok (default: every sequence in the manifest)")
+    p.add_argument("--allow-failed", action="store_true",
+                   help="exit 0 on an intact corpus even if some sequences failed (they are still listed)")
     p.add_argument("--no-checksums", action="store_true", help="skip sha256 (sizes and shapes only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
@@ -133,10 +140,12 @@ def cmd_reconstruct(args) -> int:
 def cmd_verify(args) -> int:
     from aistpp.corpus import verify_corpus
 
-    rep = verify_corpus(args.corpus, checksums=not args.no_checksums)
+    rep = verify_corpus(args.corpus, checksums=not args.no_checksums, sequences=args.sequences,
+                        allow_failed=args.allow_failed)
     if args.json:
-        print(json.dumps({"ok": rep.ok, "errors": rep.errors, "warnings": rep.warnings, "shards": rep.shards,
-                          "sequences": rep.sequences, "failed": rep.failed, "music": rep.music}, indent=2))
+        print(json.dumps({"ok": rep.ok, "intact": rep.intact, "errors": rep.errors, "warnings": rep.warnings,
+                          "shards": rep.shards, "sequences": rep.sequences, "failed": rep.failed,
+                          "failed_sequences": rep.failed_sequences, "music": rep.music}, indent=2))
     else:
         print("\n".join(rep.lines()))
     return 0 if rep.ok else 1

@@ -11,7 +11,7 @@ import numpy as np
 from aistpp.corpus.reader import Corpus
 from aistpp.corpus.writer import CorpusWriter
 from aistpp.errors import AistppError
-from aistpp.naming import parse_name
+from aistpp.naming import check_sequence_name, check_token, parse_name
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +34,38 @@ def sequence_attrs(sequence: str, setting: str | None = None, fps: float = 60.0,
 def import_official(annotations: str | Path, out: str | Path, sequences=None, progress: bool = False) -> dict:
     """Pack the official annotation tree ``annotations`` into the corpus ``out`` as it is: for each sequence every
     file that exists (keypoints2d, keypoints3d, motions) and its cameras. Resumable (sequences already imported from
-    the same files are skipped). Returns {"imported", "skipped", "failed": {seq: reason}}."""
+    files of the same content, sha256, and the same cameras are skipped). A file whose name is not a sequence is
+    reported under ``failed`` and the rest imported. Returns {"imported", "skipped", "failed": {seq: reason}}."""
     from tqdm import tqdm
 
+    from aistpp.corpus.manifest import config_hash, file_sha256
     from aistpp.io.annotations import AnnotationTree
 
     tree = AnnotationTree.open(annotations)
     mapping = tree.mapping() if tree.mapping_path.exists() else {}
     found = sorted(set(tree.sequences("keypoints2d")) | set(tree.sequences("keypoints3d"))
                    | set(tree.sequences("motions")))
+    result = {"imported": 0, "skipped": 0, "failed": {}}
     if sequences is not None:
         wanted = [parse_name(s).sequence for s in sequences]
         found = [s for s in wanted if s in set(found)] + [s for s in wanted if s not in set(found)]
-    result = {"imported": 0, "skipped": 0, "failed": {}}
+    else:  # a stray file whose name is not a sequence is reported and the rest imported
+        for name in [s for s in found if not _is_sequence_name(s)]:
+            reason = f"not an AIST++ sequence name (file {name}.pkl ignored)"
+            log.warning("%s: %s", name, reason)
+            result["failed"][name] = reason
+        found = [s for s in found if _is_sequence_name(s)]
     ignore = set(tree.ignore_list())
     with CorpusWriter(out) as writer:
         for seq in tqdm(found, desc="import", unit="seq", disable=not progress):
             files = {k: tree.path(k, seq) for k in ("keypoints2d", "keypoints3d", "motions")}
             present = {k: p for k, p in files.items() if p.exists()}
-            config = {"source": "official", "files": {k: {"name": p.name, "bytes": p.stat().st_size,
-                                                          "mtime_ns": p.stat().st_mtime_ns}
-                                                      for k, p in present.items()}}
-            from aistpp.corpus.manifest import config_hash
-
+            setting = mapping.get(seq)
+            cam_file = tree.cameras_dir / f"{setting}.json" if setting else None
+            config = {"source": "official",  # content fingerprints: an edited file is re-imported
+                      "files": {k: {"name": p.name, "sha256": file_sha256(p)} for k, p in present.items()},
+                      "setting": setting,
+                      "cameras_sha256": file_sha256(cam_file) if cam_file and cam_file.is_file() else None}
             if writer.is_done(seq, config_hash(config)):
                 result["skipped"] += 1
                 continue
@@ -72,7 +81,6 @@ def import_official(annotations: str | Path, out: str | Path, sequences=None, pr
                     m = tree.read("motions", seq)
                     arrays.update({"smpl/poses": m["smpl_poses"], "smpl/trans": m["smpl_trans"],
                                    "smpl/scaling": m["smpl_scaling"], "smpl/loss": m["smpl_loss"]})
-                setting = mapping.get(seq)
                 if setting:
                     arrays.update(camera_arrays(tree.cameras(setting)))
                 quality = {"ignore_list": seq in ignore}
@@ -85,6 +93,14 @@ def import_official(annotations: str | Path, out: str | Path, sequences=None, pr
                 result["failed"][seq] = str(err)
         writer.compact()
     return result
+
+
+def _is_sequence_name(name: str) -> bool:
+    try:
+        check_sequence_name(name)
+    except AistppError:
+        return False
+    return True
 
 
 def _official_stats(arrays: dict) -> dict:
@@ -107,6 +123,7 @@ def export_official(corpus: str | Path | Corpus, out: str | Path, sequences=None
     mapping: dict[str, str] = {}
     written_settings: dict[str, object] = {}
     for seq in sequences or c.sequences():
+        check_sequence_name(seq, c.root)  # names become file names under out/
         fields = set(c.fields(seq))
         if "keypoints2d" in fields:
             d = c.read(seq, [f for f in ("keypoints2d", "det_scores", "timestamps") if f in fields])
@@ -126,7 +143,7 @@ def export_official(corpus: str | Path | Corpus, out: str | Path, sequences=None
             counts["motions"] += 1
         if "cameras/K" in fields:
             cams = c.cameras(seq)
-            setting = c.attrs(seq).get("setting") or f"setting_{seq}"
+            setting = check_token(c.attrs(seq).get("setting") or f"setting_{seq}", "camera setting", c.root)
             prev = written_settings.get(setting)
             if prev is None:
                 save_cameras(cams, out / "cameras" / f"{setting}.json")
@@ -154,6 +171,7 @@ def export_npz(corpus: str | Path | Corpus, out: str | Path, sequences=None) -> 
     out.mkdir(parents=True, exist_ok=True)
     n = 0
     for seq in sequences or c.sequences():
+        check_sequence_name(seq, c.root)  # names become file names under out/
         if "smpl/poses" not in c.fields(seq):
             log.warning("%s: no SMPL motion stored; skipped", seq)
             continue

@@ -400,7 +400,9 @@ def export_corpus_motions(corpus, out_dir, fmt: str, sequences=None, body_model=
         from aistpp.smpl import load_body_model
 
         body_model = load_body_model(None)
-    names = list(sequences or c.sequences())
+    from aistpp.naming import check_sequence_name
+
+    names = [check_sequence_name(s, c.root) for s in (sequences or c.sequences())]  # names become file names
     if progress:
         from tqdm import tqdm
 

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import missing_shared_data
 
 from aistpp.cli import main
 from aistpp.download import (DownloadReport, FileTask, TransferConfig, download_music, download_videos,
@@ -546,7 +547,7 @@ def test_the_official_video_list_as_a_local_file(tmp_path, annotations_dir, caps
     """--list-url may be a local file: here the real 12,670-name list; the selection picks 2 of them."""
     official = annotations_dir.parent / "lists" / "video_list.txt"
     if not official.is_file():
-        pytest.skip(f"{official} not found")
+        missing_shared_data(f"the official video list {official}")
     names = ["gBR_sBM_c01_d04_mBR2_ch08", "gBR_sBM_c02_d04_mBR2_ch08"]
     files = {f"videos/{n}.mp4": payload(n, 1234) for n in names}
     with FlakyServer(files) as srv:

@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and windows (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--no-cache", action="store_true", help="read windows from HDF5 instead of caching in RAM")
+    p.add_argument("--sampling", choices=("slots", "mint"), default="slots",
+                   help="training windows per epoch: slots = one every 60 frames of each sequence (default), mint = "
+                        "one random window per sequence per pass, as mint trains")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -122,7 +125,7 @@ def cmd_train(args) -> int:
                 raise AistppError(f"--preset {args.preset} differs from the run's model; resume with the preset "
                                   "it was started with", args.out)
     dataset = FACTDataset(args.corpus, split=args.split, seed=args.seed, cache=not args.no_cache,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), sampling=args.sampling)
     info = {"corpus": str(args.corpus), "split": str(args.split), "windows": len(dataset),
             "sequences": len(dataset.sequences), "window_config": dataset.config.to_dict()}
     log.info("training %s FACT (%.1f M parameters) on %d windows of %d sequences", args.preset,

@@ -68,10 +68,11 @@ def test_train_generate_evaluate_cli(corpus, tmp_path, capsys):
     assert (gen / "metrics.json").is_file()
     # switches override the profile and are recorded
     assert main(["evaluate", "--generated", str(gen), "--corpus", str(corpus), "--profile", "fact",
-                 "--no-accel-bug", "--crop", "30", "--beat-align", "bailando", "--test-split", "all",
-                 "--out", str(tmp_path / "m.json")]) == 0
+                 "--no-accel-bug", "--crop", "30", "--gt-crop", "400", "--beat-align", "bailando", "--test-split",
+                 "all", "--out", str(tmp_path / "m.json")]) == 0
     cfg = json.loads((tmp_path / "m.json").read_text())["config"]
     assert cfg["accel_bug"] is False and cfg["crop"] == 30 and cfg["beat_align"] == "bailando"
+    assert cfg["gt_crop"] == 400
 
 
 def test_ground_truth_as_generated_scores_like_ground_truth(corpus, tmp_path):
@@ -87,11 +88,11 @@ def test_ground_truth_as_generated_scores_like_ground_truth(corpus, tmp_path):
     for seq, music in ((BR, "mBR2"), (JS, "mJS2")):
         d = c.read(seq, ("smpl/poses", "smpl/trans", "smpl/scaling"))
         np.save(gen / f"{seq}_{music}.npy", encode_motion(d["smpl/poses"], d["smpl/trans"], d["smpl/scaling"]).numpy())
-        beats = np.flatnonzero(c.music(music)[:, -1] > 0.5)
+        beats = np.flatnonzero(c.music(music)[:len(d["smpl/poses"]), -1] > 0.5)  # as generate writes them
         (gen / f"{seq}_{music}.json").write_text(json.dumps({"seed_frames": 0, "music_id": music,
                                                              "music_beats": beats.tolist()}))
     for profile in ("fact", "bailando"):
-        cfg = EvalConfig.preset(profile, test_split=str(_names(tmp_path)), crop=300)
+        cfg = EvalConfig.preset(profile, test_split=str(_names(tmp_path)), crop=300, gt_crop=300)
         res = evaluate(gen, c, None, cfg)
         g, t = res["generated"], res["ground_truth"]
         for key in ("Dist_k", "Dist_g", "BeatAlign"):

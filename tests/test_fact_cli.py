@@ -126,3 +126,14 @@ def test_demo_fact_step(corpus, tmp_path):
     step = step_fact(ctx)
     assert step.title.startswith("FACT") and "ground_truth" in "\n".join(step.lines)
     assert ctx.results["fact"]["train"]["steps"] == 20
+
+
+def test_ground_truth_split_union(corpus):
+    """'a+b' test splits (the fact profile's crossmodal_val+crossmodal_test) select the union, in order."""
+    from aistpp.corpus import Corpus
+    from aistpp.models.metrics import _select
+
+    c = Corpus(corpus)
+    assert _select(c, "crossmodal_val+crossmodal_test", True) == []
+    assert _select(c, "crossmodal_test+crossmodal_train", True) == [BR, JS]
+    assert _select(c, "pose_test+crossmodal_train", True) == [JS, BR]  # d03 is a pose-test dancer

@@ -17,11 +17,13 @@ for ~25 s on first use in a process. The librosa version and every parameter are
 
 ``AudioConfig(compat="librosa-0.8.1")`` computes the features as mint and Bailando did with librosa 0.8.1, as far
 as current librosa allows: onset envelope from a mel spectrogram limited to 11025 Hz (0.8.1's default ``fmax``),
-STFT and CQT frames padded by reflection (0.8.1's ``pad_mode``), loading resampled with resampy ``kaiser_best``
-and the CQT's octave downsampling with ``kaiser_fast`` (0.8.1's choices for these rates; needs resampy), and the
-0.8.1 beat tracker (:func:`beat_track_librosa081`: its dynamic program, which also scores predecessors before
-frame 0, and its trimming, which keeps ``beats[first_valid:last_valid]`` and so always drops the last beat).
-What remains is documented in docs/data.md (measured with ``python benchmarks/music_compat.py``).
+STFT and CQT frames padded by reflection (0.8.1's ``pad_mode``), and the 0.8.1 beat tracker
+(:func:`beat_track_librosa081`: its dynamic program, which also scores predecessors before frame 0, and its
+trimming, which keeps ``beats[first_valid:last_valid]`` and so always drops the last beat). On the signal 0.8.1
+loaded, envelope, MFCC, onset peaks and beats then equal 0.8.1's exactly. Not reproducible with current packages:
+0.8.1 resampled with resampy 0.2.2 ``kaiser_best``, and resampy >= 0.3 resamples differently (further from it
+than soxr, which compat mode therefore keeps), and librosa >= 0.10's constant-Q filters differ by ~1% (chroma).
+Measured in docs/data.md (``python benchmarks/music_compat.py``).
 
 Alignment: :func:`align_music` maps motion timestamps (microseconds) to music frames and reports, never hides, a
 length mismatch (:class:`MusicAlignment`). :func:`add_music_to_corpus` computes the features of every music a
@@ -83,10 +85,12 @@ class AudioConfig:
     def librosa_kwargs(self) -> dict:
         """The librosa keyword arguments each step is called with (beyond sr and hop_length)."""
         if self.compat == "librosa-0.8.1":
-            return {"load": {"res_type": "kaiser_best"},
+            # loading and CQT downsampling stay with soxr: resampy >= 0.3 is not the resampy 0.2.2 that 0.8.1 ran
+            # and measures further from it (benchmarks/music_compat.py)
+            return {"load": {"res_type": "soxr_hq"},
                     "onset_strength": {"n_fft": 2048, "fmax": 11025.0, "pad_mode": "reflect"},
                     "mfcc": {"n_fft": 2048, "pad_mode": "reflect"},
-                    "cqt": {"pad_mode": "reflect", "res_type": "kaiser_fast"},
+                    "cqt": {"pad_mode": "reflect", "res_type": "soxr_hq"},
                     "beat_track": {"tracker": "librosa-0.8.1", "trim": True}}
         return {"load": {"res_type": "soxr_hq"}, "onset_strength": {"n_fft": 2048},
                 "mfcc": {"n_fft": 2048}, "cqt": {}, "beat_track": {"tracker": "librosa", "trim": True}}
@@ -101,12 +105,12 @@ class AudioConfig:
 
 def feature_settings(config: "AudioConfig" = None) -> dict:
     """Everything that determines cached music features: the config with every librosa keyword argument, and the
-    versions of librosa, resampy (compat mode), soxr and numpy."""
+    versions of librosa, soxr, numpy and scipy."""
     from importlib import metadata
 
     config = config or AudioConfig()
     versions = {}
-    for dist in ("librosa", "resampy", "soxr", "numpy", "scipy"):
+    for dist in ("librosa", "soxr", "numpy", "scipy"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -122,17 +126,9 @@ def _librosa():
     return librosa
 
 
-def _need_resampy():
-    try:
-        import resampy  # noqa: F401
-    except ImportError:
-        raise AistppError("compat='librosa-0.8.1' resamples with resampy; install the extra: "
-                          "pip install 'aistpp[audio]'") from None
-
-
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, res_type: str = "soxr_hq") -> np.ndarray:
     """Read a wav/mp3/flac/ogg file as mono float32 resampled to ``sample_rate`` Hz -> (S,). ``res_type``: the
-    librosa resampler (``soxr_hq``: librosa >= 0.10's default; ``kaiser_best``: 0.8.1's, needs resampy)."""
+    librosa resampler (``soxr_hq``: librosa >= 0.10's default; resampy's ``kaiser_best`` needs resampy)."""
     path = Path(path)
     if not path.is_file():
         raise AistppError("music file not found", path)
@@ -168,8 +164,6 @@ def features_from_signal(y: np.ndarray, tempo: float | None = None,
     envelope = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, **kw["onset_strength"])  # (T,)
     mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=config.n_mfcc, hop_length=hop, **kw["mfcc"]).T  # (T, 20)
     if kw["cqt"]:
-        if kw["cqt"].get("res_type", "").startswith("kaiser"):
-            _need_resampy()
         # chroma_cens's own CQT: 7 octaves of 36 bins from C1, tuning estimated from the signal (its defaults)
         cqt = np.abs(librosa.cqt(y=y, sr=sr, hop_length=hop, n_bins=7 * 36, bins_per_octave=36, tuning=None,
                                  **kw["cqt"]))
@@ -279,10 +273,7 @@ def music_features(path: str | Path, tempo: float | None = None, config: AudioCo
             tempo = music_tempo(mid)
         else:
             log.warning("%s: not named after an AIST music id; beat tracking starts at librosa's 120 BPM", path)
-    res_type = config.librosa_kwargs()["load"]["res_type"]
-    if res_type.startswith("kaiser"):
-        _need_resampy()
-    y = load_audio(path, config.sample_rate, res_type)
+    y = load_audio(path, config.sample_rate, config.librosa_kwargs()["load"]["res_type"])
     return features_from_signal(y, tempo=tempo, config=config)
 
 

@@ -349,3 +349,35 @@ def test_cli_info_and_verify_on_corpus(official_corpus, annotations_dir, capsys)
     # the annotation-tree path of `info` still works
     assert main(["info", str(annotations_dir), "--json", "--max-files", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["mapping_sequences"] == 1408
+
+
+def test_export_official_ignore_list_and_motion_only_mapping(tmp_path):
+    """Flagged sequences go to ignore_list.txt (readable by np.loadtxt(...).tolist() as mint filters with it); a
+    motion-only sequence with a known setting is in mapping.txt, one without a setting is not; splits by rule."""
+    import warnings
+
+    from aistpp.corpus.official import sequence_attrs
+
+    rng = np.random.default_rng(0)
+    motion = {"smpl/poses": rng.normal(size=(30, 72)).astype(np.float32),
+              "smpl/trans": rng.normal(size=(30, 3)).astype(np.float32),
+              "smpl/scaling": np.ones(1, np.float32)}
+    bad, ok, loose = ("gBR_sBM_cAll_d04_mBR0_ch02", "gJS_sFM_cAll_d03_mJS2_ch07", "gPO_sBM_cAll_d10_mPO1_ch01")
+    with CorpusWriter(tmp_path / "c") as w:
+        w.add_sequence(bad, motion, sequence_attrs(bad, "setting1", quality={"ignore_list": True}), {"n": 1})
+        w.add_sequence(ok, motion, sequence_attrs(ok, "setting4"), {"n": 2})
+        w.add_sequence(loose, motion, sequence_attrs(loose), {"n": 3})
+    counts = export_official(tmp_path / "c", tmp_path / "tree")
+    assert counts["motions"] == 3 and counts["ignored"] == 1
+    tree = tmp_path / "tree"
+    mapping = np.loadtxt(tree / "cameras" / "mapping.txt", dtype=str)
+    assert mapping.ndim == 2 and dict(mapping) == {bad: "setting1", ok: "setting4"}
+    ignore = np.loadtxt(tree / "ignore_list.txt", dtype=str).tolist()
+    assert isinstance(ignore, list) and set(ignore) == {bad}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        split = {s: np.loadtxt(tree / "splits" / f"crossmodal_{s}.txt", dtype=str).tolist()
+                 for s in ("train", "val", "test")}
+    # mBR0 sBM ch02: test; mPO1 sBM ch01: val; mJS2: train
+    assert set(split["test"]) == {bad} and set(split["val"]) == {loose} and set(split["train"]) == {ok}
+    assert [n for n in split["test"] if n not in ignore] == []  # mint's filter drops the ignored one

@@ -45,6 +45,11 @@ def test_train_generate_evaluate_cli(corpus, tmp_path, capsys):
     assert [r.split(",")[0] for r in log_rows[1:]] == ["1", "2", "3", "4"]
     # a different preset cannot resume this run
     assert main(["train", "--corpus", str(corpus), "--preset", "paper", "--out", str(run), "--resume"]) == 2
+    mint_run = tmp_path / "mint_run"
+    assert main(["train", "--corpus", str(corpus), "--split", str(_names(tmp_path)), "--preset", "tiny",
+                 "--out", str(mint_run), "--steps", "2", "--batch-size", "2", "--sampling", "mint"]) == 0
+    info = json.loads((mint_run / "config.json").read_text())["dataset"]
+    assert info["window_config"]["sampling"] == "mint" and info["windows"] == 2  # one window per sequence
 
     gen = tmp_path / "gen"
     assert main(["generate", "--checkpoint", str(run), "--seed-motion", BR, JS, "--corpus", str(corpus),

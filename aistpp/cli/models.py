@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and windows (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--no-cache", action="store_true", help="read windows from HDF5 instead of caching in RAM")
+    p.add_argument("--sampling", choices=("slots", "mint"), default="slots",
+                   help="training windows per epoch: slots = one every 60 frames of each sequence (default), mint = "
+                        "one random window per sequence per pass, as mint trains")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -85,8 +88,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="FID_k, FID_g, Dist_k, Dist_g, BeatAlign of generated motions and the ground truth",
         description="Score a folder written by 'aistpp generate' against the corpus ground truth on SMPL joints. "
-                    "--profile picks a published protocol (bailando: the common AIST++ table; fact: mint's "
-                    "scripts); the switches override single choices. Every switch is printed and stored with "
+                    "--profile picks a published protocol (bailando: Bailando's evaluation code, the common "
+                    "AIST++ table; fact: mint's published metric scripts); the switches override single choices. Every switch is printed and stored with "
                     "the result.")
     p.add_argument("--generated", required=True, metavar="DIR", help="folder of generated motions (.npy + .json)")
     p.add_argument("--corpus", required=True, metavar="DIR", help="corpus with the ground-truth motions and music")
@@ -96,16 +99,22 @@ def register(sub) -> None:
     p.add_argument("--profile", choices=("bailando", "fact"), default="bailando",
                    help="protocol defaults (default bailando)")
     p.add_argument("--accel-bug", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep fairmotion's acceleration precedence bug (fact profile) or fix it")
+                   help="keep fairmotion's acceleration precedence bug (both profiles: the peers' extractors still "
+                        "have it) or fix it")
     p.add_argument("--geometric", choices=("fixed", "buggy"), help="geometric feature constants")
     p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=None,
                    help="subtract the first frame's root (bailando) or not (fact)")
-    p.add_argument("--crop", metavar="N|none", help="frames kept per motion (bailando 1200, fact none)")
-    p.add_argument("--reference", choices=("test", "all"), help="FID reference pool: test split or all motions")
+    p.add_argument("--crop", metavar="N|none",
+                   help="generated motions: frames after the seed kept for the features (bailando 1200, fact none)")
+    p.add_argument("--gt-crop", metavar="N|none",
+                   help="ground-truth and reference motions: frames kept for the features (both profiles: none)")
+    p.add_argument("--reference", choices=("test", "all"),
+                   help="FID reference pool: the ground-truth set or all corpus motions (both profiles: all)")
     p.add_argument("--beat-align", choices=("fact", "bailando"), help="BeatAlign variant")
     p.add_argument("--test-split", metavar="NAME|FILE",
-                   help="ground-truth row (and 'test' reference pool): split name or names file (default "
-                        "crossmodal_test; 'all' = every corpus motion)")
+                   help="ground-truth row (and 'test' reference pool): split name(s) joined by '+' or a names "
+                        "file (bailando crossmodal_test, fact crossmodal_val+crossmodal_test as mint's beat "
+                        "script; 'all' = every corpus motion)")
     p.add_argument("--out", metavar="FILE", help="write the result as JSON (default GENERATED/metrics.json)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
@@ -142,7 +151,7 @@ def cmd_train(args) -> int:
                 raise AistppError(f"--preset {args.preset} differs from the run's model; resume with the preset "
                                   "it was started with", args.out)
     dataset = FACTDataset(args.corpus, split=args.split, seed=args.seed, cache=not args.no_cache,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), sampling=args.sampling)
     info = {"corpus": str(args.corpus), "split": str(args.split), "windows": len(dataset),
             "sequences": len(dataset.sequences), "window_config": dataset.config.to_dict()}
     log.info("training %s FACT (%.1f M parameters) on %d windows of %d sequences", args.preset,
@@ -203,8 +212,14 @@ def cmd_evaluate(args) -> int:
         overrides["geometric"] = args.geometric
     if args.recentre is not None:
         overrides["recentre"] = args.recentre
-    if args.crop:
-        overrides["crop"] = None if args.crop.lower() == "none" else int(args.crop)
+    for key in ("crop", "gt_crop"):
+        value = getattr(args, key)
+        if value:
+            try:
+                overrides[key] = None if value.lower() == "none" else int(value)
+            except ValueError:
+                raise AistppError(f"--{key.replace('_', '-')} must be a frame count or 'none', got {value!r}") \
+                    from None
     if args.reference:
         overrides["reference"] = args.reference
     if args.beat_align:

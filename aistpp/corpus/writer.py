@@ -237,7 +237,8 @@ class CorpusWriter:
         self._maybe_flush()
 
     def add_music(self, music_id: str, features, config: dict | None = None, fps: float = 60.0) -> None:
-        """Buffer the music features of ``music_id``: (N, 35) float32 at ``fps`` (stored as ``music/<id>``)."""
+        """Buffer the music features of ``music_id``: (N, 35) float32 at ``fps`` (stored as ``music/<id>``); ``config``
+        (how they were computed) goes to the manifest entry and the group's attrs."""
         check_token(music_id, "music id", self.root)
         feats = np.asarray(features, np.float32)
         if feats.ndim != 2 or feats.shape[1] != MUSIC_DIM:
@@ -246,8 +247,8 @@ class CorpusWriter:
         entry = {"shard": None, "frames": int(feats.shape[0]), "fps": float(fps), "config": config,
                  "config_hash": config_hash(config), "tool_version": __version__, "finished_at": now_iso()}
         self._pending = [p for p in self._pending if not (p[0] == "music" and p[1] == music_id)]
-        self._pending.append(("music", music_id, {"features": feats}, {"music_id": music_id, "fps": float(fps)},
-                              entry))
+        self._pending.append(("music", music_id, {"features": feats},
+                              {"music_id": music_id, "fps": float(fps), "config": config}, entry))
         self._pending_bytes += int(feats.nbytes)
         self._maybe_flush()
 

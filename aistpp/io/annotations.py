@@ -128,7 +128,8 @@ def frame_timestamps(n_frames: int, fps: float = FPS) -> np.ndarray:
 
 
 def read_name_list(path: str | Path) -> list[str]:
-    """A text file of sequence names, one per line (blank lines and ``#`` comments skipped), each validated."""
+    """A text file of sequence names, one per line (blank lines and ``#`` comments skipped), each validated;
+    a name repeated later in the file is kept once (official-format exports write a lone name twice)."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -143,7 +144,7 @@ def read_name_list(path: str | Path) -> list[str]:
             names.append(parse_name(line).sequence)
         except AistppError as err:
             raise AistppError(f"line {i}: {err}", path) from None
-    return names
+    return list(dict.fromkeys(names))
 
 
 def write_name_list(path: str | Path, names) -> None:

@@ -128,10 +128,21 @@ def test_canonical_output_and_config():
         config.iterations = 3
 
 
-def test_analytic_jacobian_matches_autograd(model):
+@pytest.fixture(scope="module")
+def blend_model(tmp_path_factory):
+    """The stand-in with pose and shape blend shapes (like real SMPL), loaded from its file through smplx."""
+    from aistpp.smpl import write_standin
+
+    return load_body_model(write_standin(tmp_path_factory.mktemp("smpl") / "SMPL_MALE.pkl", blend_shapes=True))
+
+
+@pytest.mark.parametrize("which", ["plain", "blend_shapes"])
+def test_analytic_jacobian_matches_autograd(model, blend_model, which):
     from torch.func import jacfwd, vmap
 
-    layer = KeypointLayer(model, dtype=torch.float64)
+    body = model if which == "plain" else blend_model
+    assert (which == "plain") == (not body.posedirs.any())
+    layer = KeypointLayer(body, betas=None if which == "plain" else np.linspace(-1, 1, 10), dtype=torch.float64)
     torch.manual_seed(1)
     poses = torch.randn(4, 72, dtype=torch.float64) * 0.8
     poses[0, :6] = 0.0                                                    # include the identity (small-angle path)

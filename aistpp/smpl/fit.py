@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from aistpp.errors import AistppError
-from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer
+from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer, axis_angle_to_matrix
 
 log = logging.getLogger(__name__)
 
@@ -316,10 +316,26 @@ def _ancestry(parents) -> np.ndarray:
     return m
 
 
+def _posedirs_jacobian(layer: KeypointLayer, poses: torch.Tensor, rots: torch.Tensor) -> torch.Tensor:
+    """(n, 5, 3, 72): how the face vertices move through their pose-corrective blend shapes. The posed rest vertex
+    is ``face_rest + sum_k (R_k - I) . P_k`` (R_k the local rotation of joint k >= 1) with dR_k = R_k [Jr dtheta]_x,
+    then skinned: d face = (sum_j w_j G_j) d rest."""
+    n = poses.shape[0]
+    local = poses.reshape(n, 24, 3)[:, 1:]
+    rot = axis_angle_to_matrix(local)                                                     # (n, 23, 3, 3)
+    d_rot = rot[:, :, None] @ _skew(right_jacobian(local).transpose(-1, -2))              # (n, 23, 3i, 3, 3)
+    basis = layer.face_posedirs.reshape(23, 3, 3, 5, 3)                                   # [k, a, b, v, c]
+    d_rest = torch.einsum("nkiab,kabvc->nvcki", d_rot, basis)                             # (n, 5, 3, 23, 3)
+    blend = torch.einsum("vj,njab->nvab", layer.face_weights, rots)                       # (n, 5, 3, 3)
+    out = torch.zeros(n, 5, 3, 72, dtype=poses.dtype, device=poses.device)
+    out[..., 3:] = torch.einsum("nvab,nvbki->nvaki", blend, d_rest).reshape(n, 5, 3, 69)
+    return out
+
+
 def keypoints_and_jacobian(layer: KeypointLayer, poses: torch.Tensor):
     """poses (n, 72) -> COCO-17 keypoints (n, 17, 3) at unit scale and their exact Jacobian (n, 17, 3, 72) with
-    respect to the axis-angle pose (pose-corrective blend shapes of the face vertices are left out of the
-    Jacobian; they are zero in the stand-in and tiny in SMPL)."""
+    respect to the axis-angle pose, including the face vertices' pose-corrective blend shapes (real SMPL has
+    them; the stand-in has them with ``blend_shapes=True``)."""
     n = poses.shape[0]
     rots, joints, face, per_joint = layer.kinematics(poses)
     anc = torch.as_tensor(_ancestry(layer.parents), dtype=poses.dtype, device=poses.device)
@@ -333,6 +349,10 @@ def keypoints_and_jacobian(layer: KeypointLayer, poses: torch.Tensor):
     # d p = (omega d theta) x lever  ->  column i: omega[:, :, i] x lever
     cols = torch.cross(omega.transpose(-1, -2)[:, None], lever[:, :, :, None].expand(-1, -1, -1, 3, -1), dim=-1)
     jac = cols.permute(0, 1, 4, 2, 3).reshape(n, 17, 3, 72)
+    if bool((layer.face_posedirs != 0).any()):
+        face_rows = [i for i, k in enumerate(COCO17_FROM_SMPL) if k >= 24]
+        corr = _posedirs_jacobian(layer, poses, rots)
+        jac[:, face_rows] += corr[:, [int(COCO17_FROM_SMPL[i]) - 24 for i in face_rows]]
     kp = torch.cat([joints, face], dim=1)[:, torch.as_tensor(COCO17_FROM_SMPL, device=poses.device)]
     return kp, jac
 

@@ -214,6 +214,30 @@ def test_fid_of_a_set_against_itself_is_zero():
     assert M.fid(feats + 0.5 * feats.std(0), feats) > 0.2   # and not zero for a shifted set
 
 
+def test_fid_uses_unbiased_covariances_hand_computed():
+    """FID on sets whose centred columns are orthogonal (diagonal covariances), against the closed form
+    sum_d (mu1 - mu2)^2 + (sqrt(var1) - sqrt(var2))^2 with the unbiased variance sum x^2 / (n - 1) (ddof=1, as
+    torch.cov / the FACT evaluation). Sets of different sizes, so a ddof=0 estimator cannot cancel out."""
+    a = np.array([1.0, 1.0, -1.0, -1.0])
+    b = np.array([1.0, -1.0, 1.0, -1.0])
+    ref = np.stack([2.0 * a + 1.0, 0.5 * b - 2.0], axis=1)               # 4 samples
+    c = np.array([1.0, 1.0, 1.0, -1.0, -1.0, -1.0])
+    d = np.array([1.0, -1.0, 0.0, 1.0, -1.0, 0.0])
+    feat = np.stack([3.0 * c + 4.0, 1.5 * d + 0.5], axis=1)              # 6 samples
+    # fid() first normalizes both sets by the reference's mean and population std (ddof=0): std = (2, 0.5)
+    mean, std = ref.mean(0), ref.std(0) + 1e-10
+    r, f = (ref - mean) / std, (feat - mean) / std
+    var_r = (r - r.mean(0)) ** 2
+    var_f = (f - f.mean(0)) ** 2
+    var_r, var_f = var_r.sum(0) / (len(r) - 1), var_f.sum(0) / (len(f) - 1)
+    expected = ((r.mean(0) - f.mean(0)) ** 2).sum() + ((np.sqrt(var_r) - np.sqrt(var_f)) ** 2).sum()
+    assert M.fid(feat, ref) == pytest.approx(expected, rel=1e-9)
+    # a number by hand: normalized ref columns are +-1 (var 4/3); feat columns 1.5 c + 1.5 (var 2.25 * 6/5) and
+    # 3 d + 5 (var 9 * 4/5)
+    hand = 1.5 ** 2 + 5.0 ** 2 + (np.sqrt(4 / 3) - np.sqrt(2.7)) ** 2 + (np.sqrt(4 / 3) - np.sqrt(7.2)) ** 2
+    assert M.fid(feat, ref) == pytest.approx(hand, rel=1e-9)
+
+
 def test_average_distance_hand_computed():
     pts = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
     assert M.average_distance(pts) == pytest.approx((3 + 4 + 5) / 3)

@@ -216,9 +216,13 @@ class CameraGroup:
         return [c.to_dict() for c in self.cameras]
 
     def to_aniposelib(self):
-        """An ``aniposelib.cameras.CameraGroup`` with the same intrinsics, distortion and extrinsics."""
-        from aniposelib.cameras import Camera as ACamera
-        from aniposelib.cameras import CameraGroup as AGroup
+        """An ``aniposelib.cameras.CameraGroup`` with the same intrinsics, distortion and extrinsics (needs the
+        ``anipose`` extra)."""
+        try:
+            from aniposelib.cameras import Camera as ACamera
+            from aniposelib.cameras import CameraGroup as AGroup
+        except ImportError:
+            raise AistppError("CameraGroup.to_aniposelib needs aniposelib: pip install 'aistpp[anipose]'") from None
 
         cams = [
             ACamera(name=c.name, size=tuple(c.size), matrix=np.asarray(c.K, float), rvec=np.asarray(c.rvec, float),

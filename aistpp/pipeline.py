@@ -250,7 +250,7 @@ def run_sequence(task: SequenceTask) -> SequenceResult:
 
 def _run(task: SequenceTask, res: SequenceResult) -> None:
     from aistpp.io.annotations import AnnotationTree
-    from aistpp.naming import parse_name
+    from aistpp.naming import parse_name, view_names
 
     cfg = task.config
     seq = parse_name(task.sequence).sequence
@@ -276,7 +276,8 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
             kp2d = kp2d.copy()
             kp2d[list(KNOWN_BAD_VIEWS[seq])] = np.nan
             data["keypoints2d"] = kp2d
-            log.info("%s: views %s blanked as in the official pipeline", seq, list(KNOWN_BAD_VIEWS[seq]))
+            log.info("%s: camera(s) %s blanked as in the official pipeline (KNOWN_BAD_VIEWS)", seq,
+                     view_names(KNOWN_BAD_VIEWS[seq]))
         arrays.update(data)
     k3_for_fit = None
     flags: dict = {}

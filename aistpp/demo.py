@@ -266,11 +266,6 @@ def step_verify(ctx: DemoContext) -> DemoStep:
     return DemoStep("verify the corpus and export the official format", lines)
 
 
-def _metric(value: float) -> str:
-    """Plain figures, and huge ones (a constant feature over a tiny pool, see the notes) flagged as such."""
-    return f"{value:.3f}" if abs(value) < 1e5 else f"{value:.2e} (degenerate pool)"
-
-
 def step_fact(ctx: DemoContext) -> DemoStep:
     """Music features, tiny FACT train / generate / evaluate on the demo corpus (:func:`aistpp.models.demo_step`)."""
     from aistpp.models.demo import demo_step
@@ -283,12 +278,19 @@ def step_fact(ctx: DemoContext) -> DemoStep:
              f"{tr['last_loss']:.4f} ({s['seconds']['train']:.1f} s)",
              f"generated {len(s['generated'])} sequence(s) into {s['out']}/generated "
              f"({s['seconds']['generate']:.1f} s)"]
+    reasons: dict[str, list] = {}
     for row in ("ground_truth", "generated"):
-        r = s["metrics"].get(row) or {}
-        lines.append(f"{row}: " + ", ".join(f"{k} {_metric(r.get(k, float('nan')))}" for k in METRIC_KEYS)
-                     + " (FACT protocol)")
-    lines.append("a few synthetic sequences and the stand-in body: the numbers only show that the stages connect")
-    lines += [f"note: {n}" for n in s["metrics_notes"]]
+        shown = []
+        for k in METRIC_KEYS:  # only what this pool can give; the others once, with why (pool_verdicts)
+            value, why = s["verdicts"].get(row, {}).get(k, (None, "no motions scored"))
+            if why is None:
+                shown.append(f"{k} {value:.3f}")
+            else:
+                reasons.setdefault(why, []).append(f"{k} ({row})")
+        lines.append(f"{row}: " + (", ".join(shown) or "nothing computable") + " (FACT protocol)")
+    lines += [f"not computable on this pool: {', '.join(keys)}: {why}" for why, keys in reasons.items()]
+    lines.append("a few synthetic sequences" + (" and the stand-in body" if s["stand_in_body"] else "")
+                 + ": the numbers only show that the stages connect (all notes: metrics.json)")
     return DemoStep("FACT: train tiny, generate, evaluate", lines)
 
 

@@ -99,3 +99,58 @@ def test_known_bad_views_are_blanked_and_logged_by_camera_name(annotations_dir, 
         res = run_sequence(SequenceTask(seq, str(root), PipelineConfig(stages=())))
     assert res.status != "failed", res.reason
     assert any("c05" in r.getMessage() and "KNOWN_BAD_VIEWS" in r.getMessage() for r in caplog.records)
+
+
+def _pool(n, seed=0, flat_kinetic=0):
+    rng = np.random.default_rng(seed)
+    pool = [{"kinetic": rng.normal(size=72), "geometric": rng.normal(size=32)} for _ in range(n)]
+    for f in pool:
+        f["kinetic"][:flat_kinetic] = 5.0  # the same value in every motion
+    return pool
+
+
+SCORES = {"FID_k": 1.5, "FID_g": 2.5, "Dist_k": 9.0, "Dist_g": 6.0, "BeatAlign": 0.3, "n": 4}
+
+
+def test_pool_verdicts_keep_what_the_pool_can_give():
+    from aistpp.models.demo import pool_verdicts
+
+    big = pool_verdicts(SCORES, _pool(80))
+    assert {k: v for k, (v, why) in big.items()} == {k: SCORES[k] for k in big}  # all computable, values kept
+    assert all(why is None for _, why in big.values())
+    mid = pool_verdicts(SCORES, _pool(40))  # 40 motions: enough for the 32 geometric features, not the 72 kinetic
+    assert mid["FID_g"] == (2.5, None) and mid["FID_k"][0] is None and "more than 72" in mid["FID_k"][1]
+    assert mid["Dist_k"] == (9.0, None)
+    two = pool_verdicts(SCORES, _pool(2))
+    assert [k for k, (v, _) in two.items() if v is not None] == ["BeatAlign"]
+    flat = pool_verdicts(SCORES, _pool(80, flat_kinetic=3))
+    assert flat["Dist_k"] == (None, "3 of 72 kinetic features are constant over the pool")
+    assert flat["Dist_g"] == (6.0, None) and flat["FID_k"] == (1.5, None)
+    itself = pool_verdicts(SCORES, _pool(80), against_itself=True)
+    assert itself["FID_k"][0] is None and "by construction" in itself["FID_k"][1]
+    assert pool_verdicts(dict(SCORES, BeatAlign=float("nan")), _pool(80))["BeatAlign"][0] is None
+
+
+def test_demo_fact_lines_print_only_computable_metrics(monkeypatch, tmp_path):
+    """The demo's FACT step prints the numbers its pool can give and names the others once with the reason: no
+    NaN, no 1e19, no FID of a set against itself."""
+    from types import SimpleNamespace
+
+    import aistpp.models.demo as mdemo
+    from aistpp.demo import step_fact
+    from aistpp.models.demo import pool_verdicts
+
+    noisy = {"FID_k": -1e-4, "FID_g": 1.13e19, "Dist_k": 16.97, "Dist_g": 8.47e8, "BeatAlign": 0.23, "n": 2}
+    fake = {"train": {"steps": 20, "windows": 2, "first_loss": 0.4, "last_loss": 0.01},
+            "seconds": {"train": 1.0, "generate": 1.0}, "generated": ["a", "b"], "out": str(tmp_path),
+            "stand_in_body": True,
+            "verdicts": {"ground_truth": pool_verdicts(noisy, _pool(2), against_itself=True),
+                         "generated": pool_verdicts(dict(noisy, BeatAlign=float("nan")), _pool(2))}}
+    monkeypatch.setattr(mdemo, "demo_step", lambda *a, **k: fake)
+    ctx = SimpleNamespace(corpus=None, out=tmp_path, music=None, config=SimpleNamespace(seed=0), results={})
+    text = "\n".join(step_fact(ctx).lines)
+    assert "ground_truth: BeatAlign 0.230 (FACT protocol)" in text
+    assert "generated: nothing computable" in text
+    for noise in ("nan", "e+19", "e+08", "-0.000", "16.97"):
+        assert noise not in text.lower(), (noise, text)
+    assert "by construction" in text and "needs >= 3 motions" in text and "no music beats" in text

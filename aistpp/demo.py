@@ -212,7 +212,7 @@ def step_reconstruct(ctx: DemoContext) -> DemoStep:
 
     ctx.corpus = ctx.out / "corpus"
     summary = reconstruct(ctx.sample, ctx.corpus, ctx.sequences, PipelineConfig(fit=ctx.config.fit),
-                          workers=ctx.config.workers)
+                          workers=ctx.config.workers, progress=True)
     ctx.results["reconstruct"] = summary
     return DemoStep("reconstruct: triangulate -> SMPL fit -> corpus", summary.lines())
 
@@ -301,12 +301,17 @@ add_step("verify", step_verify)
 add_step("fact", step_fact)
 
 
-def run_demo(config: DemoConfig = DemoConfig(), ctx: DemoContext | None = None):
+def run_demo(config: DemoConfig = DemoConfig(), ctx: DemoContext | None = None,
+             on_start: Callable[[int, int, str], None] | None = None):
     """Run every registered step in order; yields each :class:`DemoStep` as it finishes (with its seconds).
-    Pass ``ctx`` to inspect the paths and results afterwards."""
+    Pass ``ctx`` to inspect the paths and results afterwards; ``on_start(number, count, name)`` is called before
+    each step starts (the CLI prints its header then, so a long step is not silent)."""
     ctx = ctx or DemoContext(config, Path(config.out))
     ctx.out.mkdir(parents=True, exist_ok=True)
-    for _, fn in list(STEPS):
+    steps = list(STEPS)
+    for i, (name, fn) in enumerate(steps):
+        if on_start is not None:
+            on_start(i + 1, len(steps), name)
         t = time.perf_counter()
         step = fn(ctx)
         step.seconds = time.perf_counter() - t

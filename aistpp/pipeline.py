@@ -538,6 +538,6 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     return tqdm(total=total, desc="reconstruct", unit="seq", disable=not enabled, dynamic_ncols=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from aistpp.errors import AistppError
 
@@ -87,8 +86,10 @@ def register(sub) -> None:
     p.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
     p.add_argument("--sequences", type=int, default=2, metavar="N", help="number of generated sequences (default 2)")
     p.add_argument("--frames", type=int, default=240, metavar="N", help="frames per sequence (default 240 = 4 s)")
-    p.add_argument("--workers", type=int, default=1, metavar="N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="sequences reconstructed in parallel by local processes (default 1)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="random seed of the generated motions, camera noise and FACT training (default 0)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -124,7 +125,7 @@ def cmd_reconstruct(args) -> int:
     seqs = select_sequences(args.annotations, sequences=args.sequences, genres=parse_genres(args.genre),
                             split=args.split, source=args.source)
     summary = reconstruct(args.annotations, args.out, seqs, config, videos=args.videos, executor=args.executor,
-                          workers=args.workers, ray_address=args.ray_address, progress=sys.stderr.isatty(),
+                          workers=args.workers, ray_address=args.ray_address, progress=True,
                           commit_every=args.commit_every, force=args.force, music=args.music)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else "\n".join(summary.lines()))
     return 1 if summary.failed or "error" in summary.music else 0
@@ -172,7 +173,7 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from aistpp.corpus import import_official
 
-    res = import_official(args.annotations, args.out, sequences=args.sequences, progress=sys.stderr.isatty())
+    res = import_official(args.annotations, args.out, sequences=args.sequences, progress=True)
     print(f"imported {res['imported']} sequences into {args.out} ({res['skipped']} already there, "
           f"{len(res['failed'])} failed)")
     for s, r in res["failed"].items():
@@ -185,8 +186,11 @@ def cmd_demo(args) -> int:
 
     cfg = DemoConfig(out=args.out, sequences=args.sequences, frames=args.frames, workers=args.workers,
                      seed=args.seed)
-    for step in run_demo(cfg):
-        print(f"== {step.title} ({step.seconds:.1f} s)")
+    def header(number, count, name):
+        print(f"== [{number}/{count}] {name} ...", flush=True)  # before the step: long steps are not silent
+
+    for step in run_demo(cfg, on_start=header):
+        print(f"   {step.title} ({step.seconds:.1f} s)")
         for line in step.lines:
             print(f"   {line}")
     return 0

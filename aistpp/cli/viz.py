@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from aistpp.errors import AistppError
@@ -103,7 +102,7 @@ def cmd_viz(args) -> int:
                        fmt=args.fmt, size=_size(args.size), tile=_size(args.tile), overlay_video=args.overlay_video,
                        crop=args.crop, overwrite=args.overwrite)
     written = render_sequence(data, args.out, compare=compare, body_model=body_model, config=config,
-                              videos_dir=args.videos, progress=sys.stderr.isatty())
+                              videos_dir=args.videos, progress=True)
     for product in PRODUCTS:
         for path in written.get(product, []):
             print(path)

@@ -35,7 +35,7 @@ def import_official(annotations: str | Path, out: str | Path, sequences=None, pr
     """Pack the official annotation tree ``annotations`` into the corpus ``out`` as it is: for each sequence every
     file that exists (keypoints2d, keypoints3d, motions) and its cameras. Resumable (sequences already imported from
     the same files are skipped). Returns {"imported", "skipped", "failed": {seq: reason}}."""
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     from aistpp.io.annotations import AnnotationTree
 

@@ -428,7 +428,7 @@ class FACTDataset(torch.utils.data.Dataset):
     def _fill_cache(self, progress: bool) -> None:
         """Encoded motion of every sequence in one (sum N, 225) float32 array (+ row offsets), music features of
         every music id in one (sum M, 35) array: one gather per batch, shared copy-on-write by forked workers."""
-        from tqdm import tqdm
+        from aistpp.progress import tqdm
 
         frames = [int(self.corpus.group(s)["smpl/poses"].shape[0]) for s in self.sequences]
         dim = 225 if self.config.pad else 219

@@ -432,7 +432,7 @@ def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalCo
     Returns {"generated": {...}, "ground_truth": {...}, "config": ..., "smpl_model": ..., "per_sequence": [...]}.
     """
     import torch
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     from aistpp.corpus import Corpus
     from aistpp.data.datasets import select_sequences

@@ -370,7 +370,7 @@ def train(model: FACTModel, dataset, config: TrainConfig = TrainConfig(), run_di
                                                   else None)
     stream = BatchStream(dataset, config.batch_size, config.seed, config.num_workers, rank, world)
     show = progress if progress is not None else sys.stderr.isatty()
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not (show and is_main),
                dynamic_ncols=True)

@@ -107,7 +107,7 @@ def skeleton_animation(path, motions: Sequence[np.ndarray], titles: Sequence[str
     def frames():
         it = idx
         if progress:
-            from tqdm import tqdm
+            from aistpp.progress import tqdm
 
             it = tqdm(idx, desc=Path(path).name, unit="frame")
         for i in it:

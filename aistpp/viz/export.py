@@ -402,7 +402,7 @@ def export_corpus_motions(corpus, out_dir, fmt: str, sequences=None, body_model=
         body_model = load_body_model(None)
     names = list(sequences or c.sequences())
     if progress:
-        from tqdm import tqdm
+        from aistpp.progress import tqdm
 
         names = tqdm(names, desc=f"export {fmt}", unit="seq")
     out_dir = Path(out_dir)

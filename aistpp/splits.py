@@ -72,15 +72,18 @@ def make_splits(sequences: Iterable[str], spec: SplitSpec = SplitSpec(),
     """Assign ``sequences`` (in their given order, e.g. mapping.txt order) to train/val/test.
 
     Sequences in ``ignore`` are dropped unless ``spec.keep_ignored``; ``spec.genres`` keeps only those genres.
+    The ``"all"`` entry lists every sequence kept by those two filters, whether the kind puts it in a subset or not
+    (a crossmodal split leaves some sequences out of train, val and test).
     """
     ignored = set() if spec.keep_ignored else {parse_name(s).sequence for s in ignore}
-    out: dict[str, list[str]] = {s: [] for s in SUBSETS}
+    out: dict[str, list[str]] = {s: [] for s in SUBSETS + ("all",)}
     for seq in sequences:
         name = parse_name(seq)
         if name.sequence in ignored:
             continue
         if spec.genres is not None and name.genre not in spec.genres:
             continue
+        out["all"].append(name.sequence)
         subset = subset_of(name, spec)
         if subset is not None:
             out[subset].append(name.sequence)

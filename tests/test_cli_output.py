@@ -148,3 +148,52 @@ def test_demo_cli_prints_the_header_first(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out.splitlines()
     assert out[:3] == ["== [1/1] first ...", "STEP RUNNING", "   first step (0.0 s)"], out
 
+
+
+def _walk(parser, path=()):
+    """(verb path, option strings, help) of every argument of every verb, and (verb path, None, help) per verb."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield path + (name,), None, helps.get(name)
+                yield from _walk(sub, path + (name,))
+        else:
+            yield path, tuple(action.option_strings) or (action.dest,), action.help
+
+
+def test_every_option_of_every_verb_has_help():
+    from aistpp.cli import build_parser
+
+    rows = list(_walk(build_parser()))
+    assert len({r[0] for r in rows}) > 15 and len(rows) > 150  # the walk reaches every verb
+    missing = [f"aistpp {' '.join(path)} {' / '.join(opts) if opts else '(verb)'}" for path, opts, text in rows
+               if not (text or "").strip()]
+    assert not missing, missing
+
+
+def _split(annotations_dir, *argv):
+    out = subprocess.run([sys.executable, "-m", "aistpp", "split", "--annotations", str(annotations_dir), *argv],
+                         capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split(), out.stderr
+
+
+def test_split_genre_alone_lists_all_of_the_genre_and_says_so(annotations_dir):
+    from aistpp.io.annotations import AnnotationTree
+    from aistpp.naming import parse_name
+
+    tree = AnnotationTree.open(annotations_dir)
+    ignore = set(tree.ignore_list())
+    every_gbr = [s for s in tree.mapping() if parse_name(s).genre == "gBR"]
+    names, err = _split(annotations_dir, "--genre", "gBR")
+    assert names == [s for s in every_gbr if s not in ignore]
+    n_ign = len(set(every_gbr) & ignore)
+    assert (f"{len(names)} sequences: every sequence of gBR (of {len(every_gbr)} gBR sequences in mapping.txt; "
+            f"{n_ign} on the ignore list left out") in err
+    train, err = _split(annotations_dir, "--genre", "gBR", "--subset", "train")
+    assert set(train) < set(names) and f"{len(train)} sequences: crossmodal train of gBR" in err
+    kept, _ = _split(annotations_dir, "--genre", "gBR", "--subset", "all", "--keep-ignored")
+    assert kept == every_gbr

@@ -46,9 +46,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("verify", help="check a corpus: shard checksums, sizes, index and shapes",
                        description="Exit status 0 when the corpus is intact, 1 when something is wrong.")
-    p.add_argument("corpus", metavar="CORPUS")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus directory (from reconstruct or import-official)")
     p.add_argument("--no-checksums", action="store_true", help="skip sha256 (sizes and shapes only)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("export",
@@ -60,9 +60,10 @@ def register(sub) -> None:
                                    "(cm, +y up, rest offsets from the body model times smpl_scaling); amass: "
                                    "<seq>.npz AMASS-style (poses (N,156), trans m, betas, gender, "
                                    "mocap_framerate; rotated to +z up unless --up y).")
-    p.add_argument("corpus", metavar="CORPUS")
-    p.add_argument("--format", choices=("official", "npz", "bvh", "amass"), required=True)
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus directory to export")
+    p.add_argument("--format", choices=("official", "npz", "bvh", "amass"), required=True,
+                   help="official annotation tree, SMPL .npz, BVH or AMASS-style npz (see the description)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
     p.add_argument("--smpl-model", metavar="PATH", help="bvh/amass: SMPL model whose rest skeleton is used "
                                                         "(default: the generated stand-in)")
@@ -73,8 +74,9 @@ def register(sub) -> None:
     p = sub.add_parser("import-official", help="pack the official annotation release into a corpus as it is",
                        description="Every keypoints2d/keypoints3d/motions file that exists per sequence, with its "
                                    "cameras and attributes. Resumable.")
-    p.add_argument("--annotations", required=True, metavar="DIR")
-    p.add_argument("--out", required=True, metavar="CORPUS")
+    p.add_argument("--annotations", required=True, metavar="DIR",
+                   help="official annotation tree (cameras/, mapping.txt, keypoints2d/, keypoints3d/, motions/)")
+    p.add_argument("--out", required=True, metavar="CORPUS", help="corpus directory (created or resumed)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
     p.set_defaults(func=cmd_import)
 

@@ -365,7 +365,8 @@ def select_sequences(annotations: str | Path, sequences=None, genres=None, split
     ``sequences``: explicit names; ``split``: a split name (``crossmodal_train``, ``pose_test``... regenerated
     through :mod:`aistpp.splits`, or a file of that name in ``DIR/splits``) or the path of a file of names;
     otherwise every sequence that has a ``source`` file (keypoints2d/keypoints3d; all of mapping.txt for videos).
-    ``genres`` (codes) filters the result.
+    ``genres`` (codes) filters the result; asked for alone, a genre means all its sequences in mapping.txt, like a
+    split: one whose file is missing fails with that reason in the summary.
     """
     from aistpp.io.annotations import AnnotationTree, read_name_list
     from aistpp.naming import parse_name
@@ -376,7 +377,7 @@ def select_sequences(annotations: str | Path, sequences=None, genres=None, split
         names = [parse_name(s).sequence for s in sequences]
     elif split:
         names = _split_names(tree, mapping, split, read_name_list)
-    elif source == "videos":
+    elif source == "videos" or genres:
         names = list(mapping)
     else:
         have = set(tree.sequences(source))

@@ -73,11 +73,33 @@ def _check(kind: str, data, path) -> dict:
     return out
 
 
+def _load(path) -> object:
+    """The pickle at ``path``; an empty file is reported as empty (not as a pickle it cannot parse)."""
+    try:
+        empty = Path(path).stat().st_size == 0
+    except OSError:
+        empty = False  # missing / unreadable: load_pickle says so
+    if empty:
+        raise AistppError("file is empty (0 bytes)", path)
+    return load_pickle(path)
+
+
+def _check_views(data, path) -> None:
+    """The official keypoints2d has one row per camera c01..c09: a wrong count is named before the shapes."""
+    if isinstance(data, dict) and "keypoints2d" in data:
+        shape = np.shape(data["keypoints2d"])
+        if len(shape) == 4 and shape[0] != NUM_VIEWS:
+            raise AistppError(f"keypoints2d has {shape[0]} views, expected {NUM_VIEWS} (one per camera "
+                              f"c01..c{NUM_VIEWS:02d})", path)
+
+
 def read_keypoints2d(path: str | Path) -> dict:
     """keypoints2d pkl -> {keypoints2d (V, N, 17, 3) float32, det_scores (V, N), timestamps (N,) int64 us}.
 
-    Missing det_scores / timestamps are filled (1 where detected / 60 fps from 0)."""
-    out = _check("keypoints2d", load_pickle(path), path)
+    V must be 9 (cameras c01..c09). Missing det_scores / timestamps are filled (1 where detected / 60 fps from 0)."""
+    data = _load(path)
+    _check_views(data, path)
+    out = _check("keypoints2d", data, path)
     kp = out["keypoints2d"]
     if "det_scores" not in out:
         out["det_scores"] = np.where(np.isnan(kp[..., 2]).all(axis=-1), 0, 1).astype(np.float32)
@@ -88,12 +110,12 @@ def read_keypoints2d(path: str | Path) -> dict:
 
 def read_keypoints3d(path: str | Path) -> dict:
     """keypoints3d pkl -> {keypoints3d (N, 17, 3) cm, keypoints3d_optim (N, 17, 3) cm when present}."""
-    return _check("keypoints3d", load_pickle(path), path)
+    return _check("keypoints3d", _load(path), path)
 
 
 def read_motion(path: str | Path) -> dict:
     """motions pkl -> {smpl_poses (N, 72), smpl_trans (N, 3) cm, smpl_scaling (1,), smpl_loss float}."""
-    return _check("motions", load_pickle(path), path)
+    return _check("motions", _load(path), path)
 
 
 def write_keypoints2d(path, keypoints2d, det_scores=None, timestamps=None) -> None:
@@ -157,6 +179,8 @@ def read_mapping(path: str | Path) -> dict[str, str]:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         raise AistppError("mapping file not found", path) from None
+    if not any(line.strip() for line in lines):
+        raise AistppError("mapping file is empty", path)
     mapping: dict[str, str] = {}
     for i, line in enumerate(lines, 1):
         if not line.strip():

@@ -27,6 +27,7 @@ import numpy as np
 
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_write_text
+from aistpp.naming import view_name
 from aistpp.viz.sources import SequenceData, smpl_forward
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict
         summary["mean_views_per_joint"] = _num(frac.sum(axis=0).mean())
         path, keep = target("qa_views.png")
         if not keep:
-            names = cams.names if cams is not None else [f"view {v}" for v in range(n_views)]
+            names = cams.names if cams is not None else [view_name(v) for v in range(n_views)]
             qa.plot_views_used(path, frac, names, data.fps, f"{data.name}: views used")
         paths.append(str(path))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -67,8 +68,9 @@ def register(sub) -> None:
     p.add_argument("--videos", metavar="DIR", help="folder of the sequence's 9 videos <video_name>.mp4 (overlays "
                                                    "are drawn on them)")
     p.add_argument("--overlay-video", action="store_true", help="also write the overlay mosaic over --frames")
-    p.add_argument("--crop", action="store_true",
-                   help="zoom every overlay view on the dancer (one fixed box per view) instead of the whole frame")
+    p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
+                   help="zoom every overlay view on the dancer, one fixed box per view (default); --no-crop draws "
+                        "the whole frame")
     p.add_argument("--smpl-model", metavar="PATH",
                    help="SMPL model file or folder for joints, mesh and fit error (default: the generated stand-in)")
     p.add_argument("--overwrite", action="store_true", help="redraw files that already exist")

@@ -153,6 +153,11 @@ class SequenceResult:
     host: str = ""
 
 
+def failed_result(task: SequenceTask, reason: str) -> SequenceResult:
+    """The result of a task whose worker died or whose result could not be returned (for the executors)."""
+    return SequenceResult(task.sequence, status="failed", reason=reason)
+
+
 # Per-process caches (a worker runs many sequences): body models by path.
 _BODY_MODELS: dict = {}
 
@@ -491,7 +496,7 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
         log.info("%d sequence(s) to run, %d already done with the same config", len(todo), len(summary.skipped))
         logfile = open(out / LOG_NAME, "a", encoding="utf-8")
         try:
-            run = get_executor(executor, workers=workers, ray_address=ray_address)
+            run = get_executor(executor, run_sequence, failed_result, workers=workers, ray_address=ray_address)
             bar = _progress(len(todo), progress)
             for res in run(todo):
                 cfg = configs[res.sequence]

@@ -162,6 +162,7 @@ class _KillsItsWorker:
 
 def test_dying_worker_fails_only_its_sequence(annotations_dir, tmp_path):
     from aistpp.executors import run_local
+    from aistpp.pipeline import failed_result
 
     kp = shared_kp2d(annotations_dir, slice(0, 40))
     seqs = {f"gBR_sBM_cAll_d04_mBR{k}_ch01": kp for k in range(4)}
@@ -169,7 +170,7 @@ def test_dying_worker_fails_only_its_sequence(annotations_dir, tmp_path):
     good = PipelineConfig(stages=("triangulate",))
     bad = PipelineConfig(stages=("triangulate",), triangulation=_KillsItsWorker())
     tasks = [SequenceTask(s, str(root), bad if i == 1 else good) for i, s in enumerate(seqs)]
-    results = {r.sequence: r for r in run_local(tasks, workers=2)}
+    results = {r.sequence: r for r in run_local(tasks, workers=2, work=run_sequence, failed=failed_result)}
     assert sorted(results) == sorted(seqs)
     assert results["gBR_sBM_cAll_d04_mBR1_ch01"].status == "failed"
     assert "worker process died" in results["gBR_sBM_cAll_d04_mBR1_ch01"].reason

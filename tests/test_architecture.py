@@ -31,3 +31,41 @@ def test_executors_run_any_work_function():
     got = list(get_executor("local", math.sqrt, failed, workers=2)([16.0, "x"]))
     assert 4.0 in got and any(g[0] == "failed" and g[1] == "x" and "TypeError" in g[2] for g in got
                               if isinstance(g, tuple))
+
+
+def _float_literals(value: float) -> dict[str, int]:
+    found = {}
+    for path in sorted(PKG.rglob("*.py")):
+        n = sum(1 for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Constant) and isinstance(node.value, float) and node.value == value)
+        if n:
+            found[str(path.relative_to(PKG))] = n
+    return found
+
+
+def test_official_confidence_threshold_is_written_once():
+    """0.15 as the official confidence threshold lives in one named constant; the other 0.15s are other things."""
+    from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
+    from aistpp.triangulate import TriangulationConfig
+    from aistpp.viz.report import VizConfig
+
+    assert OFFICIAL_MIN_CONFIDENCE == 0.15
+    other_meanings = {"demo.py": 2,           # the kick drum's length in seconds
+                      "viz/report.py": 1,     # the mesh crop margin
+                      "smpl/standin.py": 1}   # a body part's size in metres
+    assert _float_literals(0.15) == {"io/annotations.py": 1, **other_meanings}
+    assert TriangulationConfig().conf_threshold is OFFICIAL_MIN_CONFIDENCE
+    assert VizConfig().min_confidence is OFFICIAL_MIN_CONFIDENCE
+
+
+def _definitions(name: str) -> list[str]:
+    return [f"{path.relative_to(PKG)}:{node.lineno}" for path in sorted(PKG.rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name]
+
+
+def test_one_implementation_each():
+    assert _definitions("axis_angle_to_matrix") == [d for d in _definitions("axis_angle_to_matrix")
+                                                    if d.startswith("smpl/joints.py")] != []
+    assert [d.split(":")[0] for d in _definitions("skew") + _definitions("_skew")] == ["smpl/joints.py"]
+    assert [d.split(":")[0] for d in _definitions("import_official")] == ["corpus/official.py"]

@@ -29,6 +29,8 @@ from aistpp.skeleton import COCO17, NUM_JOINTS  # noqa: F401  (re-exported)
 
 NUM_VIEWS = 9
 FPS = 60
+# The official triangulation dropped 2D keypoints below this confidence (the one place the number is written).
+OFFICIAL_MIN_CONFIDENCE = 0.15
 
 
 # (key, shape, dtype) per file kind; "N" is the frame count, "V" the number of views (see aistpp.shapes).

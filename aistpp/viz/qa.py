@@ -25,11 +25,12 @@ import numpy as np
 
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.skeleton import BONES, COCO17
 
 log = logging.getLogger(__name__)
 
-MIN_CONFIDENCE = 0.15
+MIN_CONFIDENCE = OFFICIAL_MIN_CONFIDENCE
 
 
 def reprojection_error_per_view(keypoints3d: np.ndarray, keypoints2d: np.ndarray, cameras,

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aistpp.errors import AistppError
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.atomic import atomic_write_text
 from aistpp.naming import view_name
 from aistpp.viz.sources import SequenceData, smpl_forward
@@ -53,7 +54,7 @@ class VizConfig:
     tile: tuple[int, int] = (640, 360)
     overlay_video: bool = False
     crop: bool = True
-    min_confidence: float = 0.15
+    min_confidence: float = OFFICIAL_MIN_CONFIDENCE
     overwrite: bool = False
 
     def to_dict(self) -> dict:

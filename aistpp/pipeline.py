@@ -373,39 +373,20 @@ def select_sequences(annotations: str | Path, sequences=None, genres=None, split
     ``genres`` (codes) filters the result; asked for alone, a genre means all its sequences in mapping.txt, like a
     split: one whose file is missing fails with that reason in the summary.
     """
-    from aistpp.io.annotations import AnnotationTree, read_name_list
-    from aistpp.naming import parse_name
+    from aistpp import splits
+    from aistpp.io.annotations import AnnotationTree
 
     tree = AnnotationTree.open(annotations)
     mapping = tree.mapping()
     if sequences:
-        names = [parse_name(s).sequence for s in sequences]
-    elif split:
-        names = _split_names(tree, mapping, split, read_name_list)
-    elif source == "videos" or genres:
-        names = list(mapping)
+        return splits.select_sequences((), list(sequences), genres)
+    if split or genres or source == "videos":
+        universe = list(mapping)
     else:
         have = set(tree.sequences(source))
-        names = [s for s in mapping if s in have] + sorted(have - set(mapping))
-    if genres:
-        names = [s for s in names if parse_name(s).genre in set(genres)]
-    seen: set = set()
-    return [s for s in names if not (s in seen or seen.add(s))]
-
-
-def _split_names(tree, mapping, split: str, read_name_list) -> list[str]:
-    p = Path(split)
-    if p.is_file():
-        return read_name_list(p)
-    if tree.split_path(split).is_file():
-        return read_name_list(tree.split_path(split))
-    from aistpp.splits import KINDS, SUBSETS, SplitSpec, make_splits
-
-    kind, _, subset = split.rpartition("_")
-    if kind not in KINDS or subset not in SUBSETS or kind == "genre":
-        raise AistppError(f"unknown split {split!r}: expected a file of names or one of "
-                          f"{', '.join(f'{k}_{s}' for k in KINDS if k != 'genre' for s in SUBSETS)}")
-    return make_splits(mapping, SplitSpec(kind=kind), ignore=tree.ignore_list())[subset]
+        universe = [s for s in mapping if s in have] + sorted(have - set(mapping))
+    return splits.select_sequences(universe, split or None, genres, ignore=tree.ignore_list(),
+                                   split_dir=tree.root / "splits", missing="keep")
 
 
 @dataclass

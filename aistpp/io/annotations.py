@@ -26,6 +26,7 @@ from aistpp.io.safe_pickle import load_pickle, save_pickle
 from aistpp.naming import parse_name
 from aistpp.shapes import format_spec, match_shape
 from aistpp.skeleton import COCO17, NUM_JOINTS  # noqa: F401  (re-exported)
+from aistpp.splits import read_name_list  # noqa: F401  (re-exported)
 
 NUM_VIEWS = 9
 FPS = 60
@@ -149,25 +150,6 @@ def write_motion(path, smpl_poses, smpl_trans, smpl_scaling, smpl_loss=float("na
 def frame_timestamps(n_frames: int, fps: float = FPS) -> np.ndarray:
     """Timestamps in microseconds of frames 0..N-1 at ``fps`` (official: round(i * 1e6 / 60))."""
     return np.round(np.arange(n_frames) * (1e6 / fps)).astype(np.int64)
-
-
-def read_name_list(path: str | Path) -> list[str]:
-    """A text file of sequence names, one per line (blank lines and ``#`` comments skipped), each validated."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise AistppError("list file not found", path) from None
-    names = []
-    for i, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            names.append(parse_name(line).sequence)
-        except AistppError as err:
-            raise AistppError(f"line {i}: {err}", path) from None
-    return names
 
 
 def write_name_list(path: str | Path, names) -> None:

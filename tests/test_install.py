@@ -9,7 +9,8 @@ import importlib.metadata as md
 
 import pytest
 
-EXTRAS = ("aniposelib", "av", "mediapipe", "onnxruntime", "onnx", "librosa", "soundfile", "ray", "matplotlib", "skimage")
+EXTRAS = ("aniposelib", "av", "mediapipe", "onnxruntime", "onnx", "librosa", "soundfile", "ray", "matplotlib",
+          "skimage", "pycocotools", "google_crc32c", "requests")
 
 
 def test_exactly_one_opencv_distribution():

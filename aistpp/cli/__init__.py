@@ -20,9 +20,11 @@ from aistpp.errors import AistppError
 # One module per stage; each defines ``register(subparsers)``.
 COMMAND_MODULES = (
     "aistpp.cli.annotations",
+    "aistpp.cli.benchmark",
     "aistpp.cli.corpus",
     "aistpp.cli.data",
     "aistpp.cli.detect",
+    "aistpp.cli.download",
     "aistpp.cli.models",
     "aistpp.cli.smpl",
     "aistpp.cli.triangulate",

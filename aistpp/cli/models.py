@@ -1,4 +1,4 @@
-"""Verbs of the FACT model: ``train``, ``generate``, ``evaluate``."""
+"""Verbs of the FACT model: ``train``, ``generate``, ``import-mint``, ``evaluate``."""
 
 from __future__ import annotations
 
@@ -55,11 +55,31 @@ def register(sub) -> None:
                         "seed sequence's own music from --corpus)")
     p.add_argument("--corpus", metavar="DIR", help="corpus to read seed motions and music from")
     p.add_argument("--frames", type=int, default=1200, help="frames to generate (default 1200 = 20 s)")
-    p.add_argument("--snap", choices=("output", "step"), default="output",
-                   help="SVD-snap rotations in the output only (mint, default) or also at every step")
+    p.add_argument("--snap", choices=("output", "step", "none"), default="output",
+                   help="SVD-snap rotations in the output only (default), also at every step, or not at all "
+                        "(none: raw network outputs in the .npy, as mint saves them; evaluate snaps when scoring)")
+    p.add_argument("--music-align", choices=("timestamps", "start"), default="timestamps",
+                   help="a corpus seed's own music: skip rint(timestamps[0]*60/1e6) music frames (default) or "
+                        "pair motion frame 0 with music frame 0 (start: mint's preprocessing)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "import-mint", help="convert a google-research/mint FACT checkpoint (TensorFlow) into an aistpp checkpoint",
+        description="Read mint's TensorFlow checkpoint (PREFIX.index + PREFIX.data-*, no TensorFlow needed) and its "
+                    "text-format model config, map every model variable into aistpp's FACT and write a checkpoint "
+                    "that 'aistpp generate' and 'aistpp evaluate' load and 'aistpp train --resume' continues "
+                    "(fresh Adam state at mint's step). Optimizer slots and global_step are skipped.")
+    p.add_argument("--checkpoint", required=True, metavar="PREFIX",
+                   help="mint checkpoint prefix (e.g. ckpt-215), its .index file, or the folder with TensorFlow's "
+                        "'checkpoint' file (its newest checkpoint)")
+    p.add_argument("--config", required=True, metavar="FILE.config",
+                   help="mint's text-format pipeline config (e.g. fact_v5_deeper_t10_cm12.config)")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="output checkpoint (.pt), or a run directory (gets checkpoints/step_<mint step>.pt)")
+    p.add_argument("--no-verify", action="store_true", help="skip the CRC32C check of the tensor data")
+    p.set_defaults(func=cmd_import_mint)
 
     p = sub.add_parser(
         "evaluate", help="FID_k, FID_g, Dist_k, Dist_g, BeatAlign of generated motions and the ground truth",
@@ -152,11 +172,22 @@ def cmd_generate(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     info = {"checkpoint": str(ck["path"]), "step": int(ck.get("step", 0))}
-    config = GenerateConfig(frames=args.frames, snap=args.snap)
+    config = GenerateConfig(frames=args.frames, snap=args.snap, music_align=args.music_align)
     for seed in seeds:
         rec = generate_to_dir(None, seed, args.music, args.out, config, corpus=args.corpus, model=model,
                               ckpt_info=info, progress=True)
         print(f"{rec['name']}: {rec['generated_frames']} frames -> {rec['paths']['npy']}")
+    return 0
+
+
+def cmd_import_mint(args) -> int:
+    from aistpp.models.mint_import import import_mint_checkpoint, save_imported_checkpoint
+
+    model = import_mint_checkpoint(args.checkpoint, args.config, verify=not args.no_verify)
+    info = model.mint_info
+    path = save_imported_checkpoint(model, args.out, info)
+    print(f"{info['checkpoint']}: {info['variables']} variables, {model.num_parameters():,} parameters, global "
+          f"step {info['global_step']} -> {path}")
     return 0
 
 

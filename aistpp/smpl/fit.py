@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from aistpp.errors import AistppError
-from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer, axis_angle_to_matrix
+from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer, axis_angle_to_matrix, skew as _skew
 
 log = logging.getLogger(__name__)
 
@@ -289,12 +289,6 @@ class _Problem:
             hinge, limit = _hinge_and_limits(body)
             e = e + self.config.hinge_weight * hinge.sum() + self.config.limit_weight * limit.sum()
         return e
-
-
-def _skew(v: torch.Tensor) -> torch.Tensor:
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(v.shape[:-1] + (3, 3))
 
 
 def right_jacobian(rotvec: torch.Tensor) -> torch.Tensor:

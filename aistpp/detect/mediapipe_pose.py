@@ -76,7 +76,10 @@ class MediaPipeDetector:
     """Batched wrapper of ``mp.solutions.pose.Pose``: ``det(frames (B, H, W, 3) uint8 RGB) -> (B, 17, 3), (B,)``.
 
     Frames are processed one by one (MediaPipe has no batch API). Use as a context manager or call ``close()``.
+    ``supports_crops``: :mod:`aistpp.detect.localize` runs it on square crops around the dancer.
     """
+
+    supports_crops = True
 
     def __init__(self, config: MediaPipeConfig = MediaPipeConfig()):
         self.config = config

@@ -57,6 +57,8 @@ class Scene:
     seed: int = 0
     path: tuple = ((0.15, 0.45), (0.62, 0.5))  # start and end of the photo's top-left corner, fractions of W, H
     present: bool = True
+    absent: tuple = ()  # frame indices where the person has left the scene
+    placements: list | None = None  # per frame (x0, y0, scale), replaces height_frac and path
 
     def __post_init__(self):
         import cv2
@@ -66,9 +68,14 @@ class Scene:
         size = (round(self.photo.shape[1] * self.scale), round(self.photo.shape[0] * self.scale))
         self.small = cv2.resize(self.photo, size, interpolation=cv2.INTER_AREA)
         self.scale = (size[0] / self.photo.shape[1] + size[1] / self.photo.shape[0]) / 2
-        self.rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.grain = [rng.normal(0, self.noise, self.background.shape[:2] + (1,)).astype(np.float32)
+                      for _ in range(4)]
 
     def placement(self, i: int) -> tuple[int, int, float]:
+        if self.placements is not None:
+            x, y, s = self.placements[i]
+            return int(round(x)), int(round(y)), float(s)
         h, w = self.background.shape[:2]
         t = i / max(1, self.n - 1)
         (ax, ay), (bx, by) = self.path
@@ -77,13 +84,21 @@ class Scene:
         return int(round(x)), int(round(y)), self.scale
 
     def frame(self, i: int) -> np.ndarray:
+        import cv2
+
         img = self.background.copy()
-        if self.present:
-            x, y, _ = self.placement(i)
-            ph, pw = self.small.shape[:2]
-            img[y:y + ph, x:x + pw] = self.small[: img.shape[0] - y, : img.shape[1] - x]
-        noise = self.rng.normal(0, self.noise, img.shape[:2] + (1,))
-        return np.clip(img + noise, 0, 255).astype(np.uint8)
+        if self.present and i not in self.absent:
+            x, y, s = self.placement(i)
+            small = self.small
+            if self.placements is not None:
+                size = (round(self.photo.shape[1] * s), round(self.photo.shape[0] * s))
+                small = cv2.resize(self.photo, size, interpolation=cv2.INTER_AREA)
+            ph, pw = small.shape[:2]
+            xa, ya = max(x, 0), max(y, 0)
+            xb, yb = min(x + pw, img.shape[1]), min(y + ph, img.shape[0])
+            if xb > xa and yb > ya:
+                img[ya:yb, xa:xb] = small[ya - y:yb - y, xa - x:xb - x]
+        return np.clip(img + self.grain[i % len(self.grain)], 0, 255).astype(np.uint8)
 
     def frames(self):
         return (self.frame(i) for i in range(self.n))

@@ -129,6 +129,10 @@ def detect_view(reader: SequenceReader, view: str, detector, config: DetectConfi
             progress(len(valid))
     if progress and done < n:
         progress(n - done)
+    dropped = loc.finish() if loc is not None else []
+    if dropped:  # provisional detections of something that is part of the background
+        log.info("%s: dropped %d early detections of a static 'person'", view, len(dropped))
+        kp[dropped], sc[dropped], src[dropped] = np.nan, 0, NONE
     background = loc.background.image if loc is not None else None
     return {"keypoints2d": kp, "det_scores": sc, "box_source": src,
             "background": np.zeros((0, 0, 3), np.uint8) if background is None else background,

@@ -52,7 +52,9 @@ class LocalizeConfig:
     frames seen so far); bg_every: first sampling stride in frames; bg_min_samples: samples needed before use;
     bg_threshold: colour difference (0..255, max over channels) that counts as foreground;
     fg_min_height / fg_max_height: blob height as a fraction of the frame height; fg_aspect: (min, max) blob
-    width / height; fg_min_fill: blob pixels / box area; fg_candidates: blobs tried per frame;
+    width / height; fg_min_fill: blob pixels / box area; fg_candidates: blobs tried per frame; fg_min_overlap:
+    foreground fraction a person found on the whole frame (or tracked from there) must cover once the background
+    model is ready;
     whole_frame: try the whole frame when everything else failed; retry_frames: how far (frames) the second pass
     borrows the box of a found frame; seed_min_views: views with the dancer needed for a multi-view box.
     """
@@ -70,9 +72,10 @@ class LocalizeConfig:
     bg_threshold: float = 30.0
     fg_min_height: float = 0.08
     fg_max_height: float = 0.98
-    fg_aspect: tuple[float, float] = (0.15, 2.0)
+    fg_aspect: tuple[float, float] = (0.2, 2.0)
     fg_min_fill: float = 0.2
     fg_candidates: int = 2
+    fg_min_overlap: float = 0.1
     whole_frame: bool = True
     retry_frames: int = 60
     seed_min_views: int = 2
@@ -138,8 +141,10 @@ class BackgroundModel:
         self.config = config
         self.stride = config.bg_every
         self.samples: list[tuple[int, np.ndarray]] = []
+        self.frame_hw = (0, 0)
         self._median = None if image is None or np.asarray(image).size == 0 else np.asarray(image, np.uint8)
         self._fixed = self._median is not None
+        self._mask_of = None
 
     def small(self, frame: np.ndarray) -> np.ndarray:
         import cv2
@@ -151,8 +156,9 @@ class BackgroundModel:
     def observe(self, index: int, frame: np.ndarray) -> None:
         if self._fixed or index % self.stride:
             return
+        self.frame_hw = frame.shape[:2]
         self.samples.append((index, self.small(frame)))
-        self._median = None
+        self._median = self._mask_of = None
         if len(self.samples) > self.config.bg_samples:
             self.stride *= 2
             self.samples = [(i, s) for i, s in self.samples if i % self.stride == 0]
@@ -168,22 +174,36 @@ class BackgroundModel:
             self._median = np.median(np.stack([s for _, s in self.samples]), axis=0).astype(np.uint8)
         return self._median
 
+    def mask(self, frame: np.ndarray) -> np.ndarray | None:
+        """Foreground mask (h, w) uint8 0/1 of ``frame`` at reduced resolution (None before the model is ready).
+        The last frame's mask is cached (the same frame is asked for boxes and overlaps)."""
+        if self._mask_of is not None and self._mask_of[0] is frame:
+            return self._mask_of[1]
+        bg = self.image
+        mask = None if bg is None else self.small_mask(self.small(frame), bg)
+        self._mask_of = (frame, mask)
+        return mask
+
+    def small_mask(self, small: np.ndarray, bg: np.ndarray) -> np.ndarray | None:
+        """Foreground mask of a reduced frame against the reduced background ``bg``."""
+        import cv2
+
+        if small.shape != bg.shape:
+            return None
+        diff = np.abs(small.astype(np.int16) - bg.astype(np.int16)).max(-1)
+        mask = (diff > self.config.bg_threshold).astype(np.uint8)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+
     def boxes(self, frame: np.ndarray) -> np.ndarray:
         import cv2
 
-        bg = self.image
-        if bg is None:
+        mask = self.mask(frame)
+        if mask is None:
             return np.zeros((0, 4))
         c = self.config
-        small = self.small(frame)
-        if small.shape != bg.shape:
-            return np.zeros((0, 4))
-        diff = np.abs(small.astype(np.int16) - bg.astype(np.int16)).max(-1)
-        mask = (diff > c.bg_threshold).astype(np.uint8)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        hs = small.shape[0]
+        _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        hs = mask.shape[0]
         out = []
         for x, y, w, h, area in stats[1:]:
             if not (c.fg_min_height * hs <= h <= c.fg_max_height * hs):
@@ -192,10 +212,39 @@ class BackgroundModel:
                 continue
             out.append((area, x, y, w, h))
         out.sort(reverse=True)
-        sx = frame.shape[1] / small.shape[1]
-        sy = frame.shape[0] / small.shape[0]
+        sx = frame.shape[1] / mask.shape[1]
+        sy = frame.shape[0] / mask.shape[0]
         return np.array([[x * sx, y * sy, (x + w) * sx, (y + h) * sy] for _, x, y, w, h in out], np.float64
                         ).reshape(-1, 4)
+
+    def overlap(self, frame: np.ndarray, box) -> float:
+        """Foreground fraction inside ``box`` (x0, y0, x1, y1 px of ``frame``); NaN before the model is ready."""
+        return mask_overlap(self.mask(frame), box, frame.shape[:2])
+
+    def verify(self, boxes: dict, min_overlap: float) -> bool | None:
+        """End of a view: do the provisional person boxes {frame index: box} cover foreground in the sampled frames
+        among them, against the median of all samples (at least 3)? None when none of them was sampled."""
+        if len(self.samples) < 3:
+            return None
+        bg = np.median(np.stack([s for _, s in self.samples]), axis=0).astype(np.uint8)
+        checks = []
+        for i, small in self.samples:
+            if i in boxes:
+                checks.append(mask_overlap(self.small_mask(small, bg), boxes[i], self.frame_hw) >= min_overlap)
+        return None if not checks else bool(np.mean(checks) >= 0.5)
+
+
+def mask_overlap(mask, box, frame_hw) -> float:
+    """Fraction of ``mask`` (h, w) set inside ``box`` px of a frame of size ``frame_hw``; NaN without a mask."""
+    if mask is None:
+        return float("nan")
+    sx = mask.shape[1] / frame_hw[1]
+    sy = mask.shape[0] / frame_hw[0]
+    x0, x1 = np.clip(np.round(np.array([box[0], box[2]]) * sx).astype(int), 0, mask.shape[1])
+    y0, y1 = np.clip(np.round(np.array([box[1], box[3]]) * sy).astype(int), 0, mask.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    return float(mask[y0:y1, x0:x1].mean())
 
 
 class Localizer:
@@ -214,6 +263,10 @@ class Localizer:
     def reset(self, background: np.ndarray | None = None) -> None:
         """Start a view (``background``: a finished background image to use as is, for a second pass)."""
         self.track = None  # (4,) keypoint box of the last good frame
+        self.confirmed = False  # the tracked person was seen moving against the background model
+        self.chain: dict = {}  # {frame: box} of the current person before it could be checked (provisional)
+        self.dropped: list[int] = []  # provisional frames whose person turned out to be part of the background
+        self._static = False
         self.background = BackgroundModel(self.config, background)
         self.bg_ready_at = 0 if self.background.ready else None  # first frame index with a usable background
         if hasattr(self.detector, "reset"):
@@ -241,14 +294,30 @@ class Localizer:
             kp, sc = self.detector(frame[None])
         return kp[0], float(sc[0])
 
-    def good(self, kp, score) -> bool:
-        return score >= self.config.min_score and np.isfinite(keypoint_box(kp, self.config.min_conf)).all()
+    def good(self, frame, kp, score, source) -> bool:
+        """A detection is kept when its score is high enough and, once the background model is ready, a person
+        not yet confirmed (found on the whole frame or tracked from there) overlaps the foreground: with a static
+        camera, a 'person' that is part of the background (a poster, a face-like object) is not the dancer."""
+        c = self.config
+        box = keypoint_box(kp, c.min_conf, c.min_box)
+        if score < c.min_score or not np.isfinite(box).all():
+            return False
+        if source == BACKGROUND or source == MULTIVIEW:
+            return True
+        if source == TRACK and self.confirmed:
+            return True
+        if self.background.overlap(frame, box) < c.fg_min_overlap:  # NaN (not ready): provisionally kept
+            self._static |= source == TRACK
+            return False
+        return True
 
     def try_boxes(self, frame, candidates) -> tuple[np.ndarray, float, int]:
         """Try (box, source) candidates in order (box None = whole frame); the first good detection wins."""
         for box, source in candidates:
             kp, sc = self.detect_whole(frame) if box is None else self.detect_in(frame, box)
-            if self.good(kp, sc):
+            if self.good(frame, kp, sc, source):
+                if source != TRACK or not self.confirmed:
+                    self.confirmed = source in (BACKGROUND, MULTIVIEW) or self.background.ready
                 return kp, sc, source
         return np.full((NUM_JOINTS, 3), np.nan, np.float32), 0.0, NONE
 
@@ -276,14 +345,32 @@ class Localizer:
             self.background.observe(start + j, frame)
             if self.bg_ready_at is None and self.background.ready:
                 self.bg_ready_at = start + j
+            was_confirmed, self._static = self.confirmed, False
             kp[j], sc[j], src[j] = self.try_boxes(frame, self.candidates(frame))
+            if self._static and not was_confirmed:  # the person tracked so far stands still in the background
+                self.dropped.extend(self.chain)
+                self.chain = {}
             self.track = keypoint_box(kp[j], self.config.min_conf, self.config.min_box) if src[j] else None
+            if src[j] and not self.confirmed:
+                self.chain[start + j] = self.track
+            elif self.confirmed:
+                self.chain = {}
+            self.confirmed = self.confirmed and bool(src[j])
         return kp, sc, src
+
+    def finish(self) -> list[int]:
+        """End of the view: frames whose person could never be checked against the background while streaming
+        (a short view) are checked against the final background; returns every frame to drop (sorted)."""
+        if self.chain and self.background.verify(self.chain, self.config.fg_min_overlap) is False:
+            self.dropped.extend(self.chain)
+        self.chain = {}
+        return sorted(set(self.dropped))
 
     def retry(self, frame: np.ndarray, candidates: list) -> tuple[np.ndarray, float, int]:
         """Second chance for a lost frame: the given (box, source) candidates, then the background's blobs."""
         c = self.config
         bg = [(square_box(b, c.fg_margin), BACKGROUND) for b in self.background.boxes(frame)[: c.fg_candidates]]
+        self.confirmed = True  # the candidates come from accepted detections (nearest frame, other views)
         return self.try_boxes(frame, list(candidates) + bg)
 
 

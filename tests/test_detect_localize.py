@@ -180,7 +180,7 @@ def test_nine_views_lost_views_recovered_from_the_others(tmp_path, detector, ref
     frame is too large for it: they start (and stay) lost on their own. The other views see it move."""
     photo, ref = reference
     cams = nine_view_rig()
-    n = 30
+    n = 20
     t = np.linspace(-1, 1, n)
     centers = np.stack([40 * t, np.full(n, 150.0), np.zeros(n)], -1)  # (N, 3) cm
     depth = cams.to_camera(centers)[..., 2]  # (V, N)
@@ -188,25 +188,24 @@ def test_nine_views_lost_views_recovered_from_the_others(tmp_path, detector, ref
     bg = textured_background(tripod=False)
     scenes = []
     for v in range(9):
-        s = 1600 * 110 / depth[v] / photo.shape[0]  # px per photo px
-        placements = [(px[v, i, 0] - s * photo.shape[1] / 2, px[v, i, 1] - s * photo.shape[0] / 2, s[i])
+        s = 1600 * 110 / depth[v] / photo.shape[0]  # (N,) px per photo px
+        placements = [(px[v, i, 0] - s[i] * photo.shape[1] / 2, px[v, i, 1] - s[i] * photo.shape[0] / 2, s[i])
                       for i in range(n)]
         scene = Scene(photo, bg, n, placements=placements, seed=v)
         write_scene(tmp_path, scene, f"c0{v + 1}")
         scenes.append(scene)
-    alone = detect_sequence(tmp_path, SEQ, detector)
+    alone = detect_sequence(tmp_path, SEQ, detector, views=("c03", "c07"))  # no cameras: each view on its own
     seeded = detect_sequence(tmp_path, SEQ, detector, cameras=cams)
     has_alone = np.isfinite(alone["keypoints2d"][..., 0]).all(-1)
     has = np.isfinite(seeded["keypoints2d"][..., 0]).all(-1)
-    print("found per view alone", has_alone.mean(1).round(2), "with cameras", has.mean(1).round(2))
+    print("found alone (c03, c07)", has_alone.mean(1).round(2), "with cameras", has.mean(1).round(2))
     lost = [2, 6]
-    assert has_alone[lost].mean() <= 0.1 and not has_alone[lost, 0].any()  # they start lost
+    assert has_alone.mean() <= 0.1 and not has_alone[:, 0].any()  # they start lost
     assert has[lost].mean() >= 0.98 and has.mean() >= 0.98
-    assert (seeded["box_source"][lost][has[lost]] != NONE).all()
-    assert (seeded["box_source"][lost] == MULTIVIEW).sum() >= 1
+    assert (seeded["box_source"][has] != NONE).all() and (seeded["box_source"][~has] == NONE).all()
+    assert (seeded["box_source"][lost] == MULTIVIEW).sum() >= 1  # seeded from the other views, then tracked
     for v in lost:
         err = errors_px(seeded["keypoints2d"][v], scenes[v], ref)
+        print(f"c0{v + 1}: median {np.median(err):.1f} px from the scaled full-photo detection")
         assert np.median(err) <= 5, (v, np.median(err))  # the photo is ~200 px tall here
-    np.testing.assert_array_equal(seeded["keypoints2d"][[0, 1, 3, 4, 5, 7, 8]][has_alone[[0, 1, 3, 4, 5, 7, 8]]],
-                                  alone["keypoints2d"][[0, 1, 3, 4, 5, 7, 8]][has_alone[[0, 1, 3, 4, 5, 7, 8]]])
     assert BOX_SOURCES[MULTIVIEW] == "multiview"

@@ -24,7 +24,8 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 
 from aistpp.detect.localize import (
-    BOX_MODES, FRAME, NONE, LocalizeConfig, Localizer, multiview_boxes, retry_candidates,
+    BOX_MODES, FRAME, NONE, TRACK, LocalizeConfig, Localizer, keypoint_box, multiview_boxes, retry_candidates,
+    square_box,
 )
 from aistpp.errors import AistppError
 from aistpp.skeleton import NUM_JOINTS
@@ -154,28 +155,38 @@ def second_pass_frames(result: dict, config: DetectConfig, seeds=None) -> dict:
 
 
 def redetect_view(reader: SequenceReader, view: str, detector, candidates: dict, result: dict,
-                  config: DetectConfig = DetectConfig()) -> dict:
+                  config: DetectConfig = DetectConfig(), rounds: int = 2) -> dict:
     """Second pass over one view: decode it again and re-detect the frames of ``candidates`` ({frame: [(box,
-    source)]}, from :func:`second_pass_frames`) with those boxes, then the final background's. Updates and
-    returns ``result`` (the view's first-pass dict)."""
-    if not candidates:
-        return result
+    source)]}, from :func:`second_pass_frames`): first with the box of the previous frame when it has the dancer
+    (tracking through the pass), then the given boxes, then the final background's. A further round retries the
+    frames still lost with the box of the nearest frame found meanwhile (decoding stops after the last wanted
+    frame). Updates and returns ``result`` (the view's first-pass dict)."""
     loc = Localizer(detector, config.localize)
     loc.reset(background=result["background"])
-    last = max(candidates)
     kp, sc, src = result["keypoints2d"], result["det_scores"], result["box_source"]
+    c = config.localize
+    total = len(candidates)
     found = 0
-    for start, frames, valid in reader.view_iter(view):
-        for j in range(len(frames)):
-            i = start + j
-            if i in candidates and (valid[j] or config.detect_holes):
-                k, s, b = loc.retry(frames[j], candidates[i])
-                if b != NONE:
-                    kp[i], sc[i], src[i] = k, s, b
-                    found += 1
-        if start + len(frames) > last:
+    for _ in range(rounds):
+        if not candidates:
             break
-    log.info("%s: second pass found the dancer in %d of %d lost frames", view, found, len(candidates))
+        last = max(candidates)
+        for start, frames, valid in reader.view_iter(view):
+            for j in range(len(frames)):
+                i = start + j
+                if i not in candidates or not (valid[j] or config.detect_holes):
+                    continue
+                prev = keypoint_box(kp[i - 1], c.min_conf, c.min_box) if i > 0 and src[i - 1] != NONE else None
+                track = [(square_box(prev, c.margin), TRACK)] if prev is not None else []
+                k, s_, b = loc.retry(frames[j], track + list(candidates[i]))
+                if b != NONE:
+                    kp[i], sc[i], src[i] = k, s_, b
+                    found += 1
+            if start + len(frames) > last:
+                break
+        lost = set(int(i) for i in candidates if src[i] == NONE)
+        candidates = {i: cs for i, cs in retry_candidates(kp, src, c).items() if i in lost}
+    log.info("%s: second pass found the dancer in %d of %d lost frames", view, found, total)
     return result
 
 

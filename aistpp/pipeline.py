@@ -103,7 +103,10 @@ class PipelineConfig:
         d = {"source": self.source, "stages": list(self.stages), "frames": list(self.frames) if self.frames else None,
              "min_views_present": self.min_views_present}
         if self.source == "videos":
+            from aistpp.detect.base import DetectConfig
+
             d["detector"] = _config_dict(self.detector_spec())
+            d["detect"] = DetectConfig().to_dict()  # person localization settings (results depend on them)
         if self.runs_triangulation:
             d["triangulation"] = _config_dict(self.triangulation_config())
         if self.runs_smpl:

@@ -209,3 +209,42 @@ def test_nine_views_lost_views_recovered_from_the_others(tmp_path, detector, ref
         print(f"c0{v + 1}: median {np.median(err):.1f} px from the scaled full-photo detection")
         assert np.median(err) <= 5, (v, np.median(err))  # the photo is ~200 px tall here
     assert BOX_SOURCES[MULTIVIEW] == "multiview"
+
+
+def test_reconstruct_from_videos_localizes_with_the_setting_cameras_and_keeps_box_source(tmp_path, monkeypatch):
+    """The pipeline's videos path: detection gets the setting's cameras (multi-view boxes) and the default
+    (localized) detection config; box_source goes into the corpus arrays (a valid optional field)."""
+    import aistpp.detect
+    from aistpp.corpus.schema import validate_arrays
+    from aistpp.io.annotations import write_mapping
+    from aistpp.io.cameras import save_cameras
+    from aistpp.pipeline import PipelineConfig, SequenceTask, run_sequence
+
+    cams = nine_view_rig()
+    root = tmp_path / "annotations"
+    (root / "cameras").mkdir(parents=True)
+    save_cameras(cams, root / "cameras" / "setting1.json")
+    write_mapping(root / "cameras" / "mapping.txt", {SEQ: "setting1"})
+    X = np.array([0.0, 150.0, 0.0]) + np.random.default_rng(1).normal(0, 25, (10, 17, 3))
+    px = cams.project(X)
+    kp = np.concatenate([px, np.full(px.shape[:-1] + (1,), 0.9)], -1).astype(np.float32)
+    src = np.full(kp.shape[:2], TRACK, np.uint8)
+    src[2, :4] = MULTIVIEW
+    seen = {}
+
+    def fake_detect_sequence(videos_dir, sequence, detector, n_frames=None, video_config=None,
+                             config=DetectConfig(), views=None, progress=None, cameras=None):
+        seen.update(cameras=cameras, config=config, supports_crops=detector.supports_crops)
+        return {"keypoints2d": kp, "det_scores": np.full(kp.shape[:2], 0.9, np.float32), "box_source": src,
+                "timestamps": np.round(np.arange(10) * 1e6 / 60).astype(np.int64), "status": {}}
+
+    monkeypatch.setattr(aistpp.detect, "detect_sequence", fake_detect_sequence)
+    task = SequenceTask(SEQ, str(root), PipelineConfig(source="videos", stages=("triangulate",)), str(tmp_path))
+    res = run_sequence(task)
+    assert res.status == "ok", res.reason
+    np.testing.assert_allclose(seen["cameras"].extrinsics, cams.extrinsics)
+    assert seen["config"].boxes == "localize" and seen["supports_crops"]
+    np.testing.assert_array_equal(res.arrays["box_source"], src)
+    np.testing.assert_allclose(res.arrays["keypoints3d"], X, atol=1e-3)
+    arrays, n, v = validate_arrays(res.arrays)
+    assert arrays["box_source"].dtype == np.uint8 and (n, v) == (10, 9)

@@ -294,12 +294,18 @@ def test_onnx_cli_localizes_a_moving_spot(tmp_path):
     d.mkdir()
     write_video(d / f"{SEQ.replace('cAll', 'c01')}.mp4", frames, crf=12)
     model = spot_onnx(tmp_path / "spot.onnx")
+    from aistpp.io.cameras import save_cameras
+
+    save_cameras(nine_view_rig(), tmp_path / "setting1.json")  # one view only: nothing to seed from, but accepted
     got = {}
     for boxes in ("frame", "localize"):
         out = tmp_path / f"{boxes}.pkl"
         assert main(["detect", "--videos", str(d), "--sequence", SEQ, "--out", str(out), "--backend", "onnx",
-                     "--model", str(model), "--size", "640x360", "--boxes", boxes]) == 0
+                     "--model", str(model), "--size", "640x360", "--boxes", boxes,
+                     "--cameras", str(tmp_path / "setting1.json")]) == 0
         got[boxes] = read_keypoints2d(out)
+    assert main(["detect", "--videos", str(d), "--sequence", SEQ, "--out", str(tmp_path / "x.pkl"), "--backend",
+                 "onnx", "--model", str(model), "--cameras", str(tmp_path / "nope.json")]) == 2
     centers = np.array(centers, float)
     err = {b: np.linalg.norm(g["keypoints2d"][0, :, 0, :2] - centers, axis=-1) for b, g in got.items()}
     print({b: np.round(np.median(e), 1) for b, e in err.items()})

@@ -12,7 +12,18 @@ default n_fft 2048 for the envelope and MFCC). Frame ``i`` is centred on time ``
 so music frame ``i`` and the motion frame with timestamp ``i / 60`` s line up.
 
 librosa is an optional dependency (``pip install aistpp[audio]``), imported inside the functions; it JIT-compiles
-for ~25 s on first use in a process.
+for ~25 s on first use in a process. The librosa version and every parameter are stored with cached features
+(:func:`feature_settings`); features cached by another librosa version or settings are recomputed.
+
+``AudioConfig(compat="librosa-0.8.1")`` computes the features as mint and Bailando did with librosa 0.8.1, as far
+as current librosa allows: onset envelope from a mel spectrogram limited to 11025 Hz (0.8.1's default ``fmax``),
+STFT and CQT frames padded by reflection (0.8.1's ``pad_mode``), and the 0.8.1 beat tracker
+(:func:`beat_track_librosa081`: its dynamic program, which also scores predecessors before frame 0, and its
+trimming, which keeps ``beats[first_valid:last_valid]`` and so always drops the last beat). On the signal 0.8.1
+loaded, envelope, MFCC, onset peaks and beats then equal 0.8.1's exactly. Not reproducible with current packages:
+0.8.1 resampled with resampy 0.2.2 ``kaiser_best``, and resampy >= 0.3 resamples differently (further from it
+than soxr, which compat mode therefore keeps), and librosa >= 0.10's constant-Q filters differ by ~1% (chroma).
+Measured in docs/data.md (``python benchmarks/music_compat.py``).
 
 Alignment: :func:`align_music` maps motion timestamps (microseconds) to music frames and reports, never hides, a
 length mismatch (:class:`MusicAlignment`). :func:`add_music_to_corpus` computes the features of every music a
@@ -45,26 +56,66 @@ PEAK = 33
 BEAT = 34
 
 
+COMPAT_MODES = (None, "librosa-0.8.1")
+
+
 @dataclass(frozen=True)
 class AudioConfig:
-    """Music feature settings; the defaults are mint's (FACT paper) and should not be changed for FACT."""
+    """Music feature settings; the defaults are mint's (FACT paper) and should not be changed for FACT.
+
+    ``compat``: None (current librosa's defaults, what mint's code gives when run today) or ``"librosa-0.8.1"``
+    (the defaults of librosa 0.8.1, which mint and Bailando ran; see the module docstring)."""
 
     fps: int = FPS
     hop_length: int = HOP_LENGTH
     n_mfcc: int = 20
     n_chroma: int = 12
     tightness: float = 100.0
+    compat: str | None = None
+
+    def __post_init__(self):
+        if self.compat not in COMPAT_MODES:
+            raise AistppError(f"AudioConfig: compat must be one of {COMPAT_MODES}, got {self.compat!r}")
 
     @property
     def sample_rate(self) -> int:
         """Audio is resampled to ``fps * hop_length`` Hz so that one hop is one frame."""
         return self.fps * self.hop_length
 
+    def librosa_kwargs(self) -> dict:
+        """The librosa keyword arguments each step is called with (beyond sr and hop_length)."""
+        if self.compat == "librosa-0.8.1":
+            # loading and CQT downsampling stay with soxr: resampy >= 0.3 is not the resampy 0.2.2 that 0.8.1 ran
+            # and measures further from it (benchmarks/music_compat.py)
+            return {"load": {"res_type": "soxr_hq"},
+                    "onset_strength": {"n_fft": 2048, "fmax": 11025.0, "pad_mode": "reflect"},
+                    "mfcc": {"n_fft": 2048, "pad_mode": "reflect"},
+                    "cqt": {"pad_mode": "reflect", "res_type": "soxr_hq"},
+                    "beat_track": {"tracker": "librosa-0.8.1", "trim": True}}
+        return {"load": {"res_type": "soxr_hq"}, "onset_strength": {"n_fft": 2048},
+                "mfcc": {"n_fft": 2048}, "cqt": {}, "beat_track": {"tracker": "librosa", "trim": True}}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sample_rate"] = self.sample_rate
         d["layout"] = "envelope1,mfcc20,chroma_cens12,peak1,beat1"
+        d["librosa_kwargs"] = self.librosa_kwargs()
         return d
+
+
+def feature_settings(config: "AudioConfig" = None) -> dict:
+    """Everything that determines cached music features: the config with every librosa keyword argument, and the
+    versions of librosa, soxr, numpy and scipy."""
+    from importlib import metadata
+
+    config = config or AudioConfig()
+    versions = {}
+    for dist in ("librosa", "soxr", "numpy", "scipy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {**config.to_dict(), "versions": versions}
 
 
 def _librosa():
@@ -75,8 +126,9 @@ def _librosa():
     return librosa
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read a wav/mp3/flac/ogg file as mono float32 resampled to ``sample_rate`` Hz -> (S,)."""
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, res_type: str = "soxr_hq") -> np.ndarray:
+    """Read a wav/mp3/flac/ogg file as mono float32 resampled to ``sample_rate`` Hz -> (S,). ``res_type``: the
+    librosa resampler (``soxr_hq``: librosa >= 0.10's default; resampy's ``kaiser_best`` needs resampy)."""
     path = Path(path)
     if not path.is_file():
         raise AistppError("music file not found", path)
@@ -87,7 +139,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         with warnings.catch_warnings():  # librosa's audioread fallback warns; a failure is reported below
             warnings.filterwarnings("ignore", message="PySoundFile failed", category=UserWarning)
             warnings.filterwarnings("ignore", category=FutureWarning, module="librosa")
-            y, _ = librosa.load(str(path), sr=sample_rate, mono=True)
+            y, _ = librosa.load(str(path), sr=sample_rate, mono=True, res_type=res_type)
     except Exception as err:  # soundfile / audioread raise many types
         raise AistppError(f"cannot read audio ({type(err).__name__}: {err})", path) from None
     if y.size == 0:
@@ -107,14 +159,26 @@ def features_from_signal(y: np.ndarray, tempo: float | None = None,
     """
     librosa = _librosa()
     sr, hop = config.sample_rate, config.hop_length
+    kw = config.librosa_kwargs()
     y = np.asarray(y, dtype=np.float32)
-    envelope = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)  # (T,)
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=config.n_mfcc, hop_length=hop).T  # (T, 20)
-    chroma = librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop, n_chroma=config.n_chroma).T  # (T, 12)
+    envelope = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, **kw["onset_strength"])  # (T,)
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=config.n_mfcc, hop_length=hop, **kw["mfcc"]).T  # (T, 20)
+    if kw["cqt"]:
+        # chroma_cens's own CQT: 7 octaves of 36 bins from C1, tuning estimated from the signal (its defaults)
+        cqt = np.abs(librosa.cqt(y=y, sr=sr, hop_length=hop, n_bins=7 * 36, bins_per_octave=36, tuning=None,
+                                 **kw["cqt"]))
+        chroma = librosa.feature.chroma_cens(C=cqt, sr=sr, hop_length=hop, n_chroma=config.n_chroma,
+                                             bins_per_octave=36).T
+    else:
+        chroma = librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop, n_chroma=config.n_chroma).T  # (T, 12)
     peaks = librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop)
     beat_kw = {} if tempo is None else {"start_bpm": float(tempo)}
-    _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=hop,
-                                       tightness=config.tightness, **beat_kw)
+    if kw["beat_track"]["tracker"] == "librosa-0.8.1":
+        beats = beat_track_librosa081(envelope, sr=sr, hop_length=hop, tightness=config.tightness,
+                                      trim=kw["beat_track"]["trim"], **beat_kw)
+    else:
+        _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=hop,
+                                           tightness=config.tightness, trim=kw["beat_track"]["trim"], **beat_kw)
     n = min(len(envelope), len(mfcc), len(chroma))
     if max(len(envelope), len(mfcc), len(chroma)) - n > 1:
         raise AistppError(f"librosa feature lengths disagree: envelope {len(envelope)}, mfcc {len(mfcc)}, "
@@ -127,6 +191,68 @@ def features_from_signal(y: np.ndarray, tempo: float | None = None,
     out[peaks[peaks < n], -2] = 1.0
     out[beats[beats < n], -1] = 1.0
     return out
+
+
+def beat_track_librosa081(envelope, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, start_bpm: float = 120.0,
+                          tightness: float = 100.0, trim: bool = True, bpm: float | None = None) -> np.ndarray:
+    """Beat frames of an onset envelope as librosa 0.8.1's ``beat_track`` finds them (our implementation of its
+    algorithm; the tempo estimate is current librosa's ``feature.tempo``, unchanged since 0.8).
+
+    Period ``P = round(60 sr / hop / bpm)`` frames; local score = envelope / std (ddof 1) convolved ("same") with
+    exp(-0.5 (32 k / P)^2), k = -P..P; dynamic program over predecessors ``i - 2P .. i - round(P / 2)`` weighted
+    by ``-tightness log(d / P)^2``, where predecessors before frame 0 count with a cumulative score of 0 (librosa
+    >= 0.10 skips them); a frame starts the chain while its local score is below 1% of the maximum; the last beat
+    is the last local maximum of the cumulative score above half their median; then the beats' local scores,
+    smoothed by a 5-point Hann window [0, .5, 1, .5, 0], above half their RMS (0 without ``trim``) bound the
+    kept range ``beats[first:last]`` (the last valid beat excluded, as 0.8.1 slices). Returns (K,) int64 frames.
+    """
+    from scipy.signal import convolve
+
+    env = np.asarray(envelope)
+    if env.ndim != 1:
+        raise AistppError(f"onset envelope must be 1-D, got {env.shape}")
+    if not env.any():
+        return np.zeros(0, np.int64)
+    if bpm is None:
+        librosa = _librosa()
+        bpm = float(librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop_length,
+                                          start_bpm=start_bpm)[0])
+    if bpm <= 0 or tightness <= 0:
+        raise AistppError(f"beat tracking needs a positive tempo and tightness, got {bpm}, {tightness}")
+    period = round(60.0 * sr / hop_length / bpm)
+    std = env.std(ddof=1)
+    norm = env / std if std > 0 else env
+    k = np.arange(-period, period + 1)
+    local = convolve(norm, np.exp(-0.5 * (k * 32.0 / period) ** 2), "same")
+    n = len(local)
+    # predecessor offsets, farthest first (argmax keeps the first of equal candidates)
+    rel = np.arange(-2 * period, -int(np.round(period / 2)) + 1)
+    weight = -tightness * np.log(-rel / period) ** 2
+    cumscore = np.zeros(n, dtype=local.dtype)
+    backlink = np.zeros(n, np.int64)
+    start_threshold = 0.01 * local.max()
+    chain_started = False
+    for i in range(n):
+        pos = i + rel
+        cand = weight + np.where(pos >= 0, cumscore[np.maximum(pos, 0)], 0.0)
+        best = int(np.argmax(cand))
+        cumscore[i] = local[i] + cand[best]
+        if not chain_started and local[i] < start_threshold:
+            backlink[i] = -1
+        else:
+            backlink[i] = pos[best]
+            chain_started = True
+    padded = np.concatenate([cumscore[:1], cumscore, cumscore[-1:]])
+    maxima = (cumscore > padded[:-2]) & (cumscore >= padded[2:])
+    median = np.median(cumscore[maxima])
+    beats = [int(np.flatnonzero(cumscore * maxima * 2 > median).max())]
+    while backlink[beats[-1]] >= 0:
+        beats.append(int(backlink[beats[-1]]))
+    beats = np.asarray(beats[::-1], np.int64)
+    smooth = convolve(local[beats], np.array([0.0, 0.5, 1.0, 0.5, 0.0]), "same")
+    threshold = 0.5 * np.sqrt(np.mean(smooth ** 2)) if trim else 0.0
+    valid = np.flatnonzero(smooth > threshold)
+    return beats[valid.min():valid.max()]
 
 
 def music_id_of(path: str | Path) -> str | None:
@@ -147,7 +273,7 @@ def music_features(path: str | Path, tempo: float | None = None, config: AudioCo
             tempo = music_tempo(mid)
         else:
             log.warning("%s: not named after an AIST music id; beat tracking starts at librosa's 120 BPM", path)
-    y = load_audio(path, config.sample_rate)
+    y = load_audio(path, config.sample_rate, config.librosa_kwargs()["load"]["res_type"])
     return features_from_signal(y, tempo=tempo, config=config)
 
 
@@ -276,6 +402,13 @@ def corpus_alignment(corpus, sequences=None) -> list[MusicAlignment]:
             corpus.close()
 
 
+def _audio_identity(path: Path) -> dict:
+    """An audio file by content (resume recomputes features when the file changed, even at the same size)."""
+    from aistpp.corpus.manifest import file_sha256
+
+    return {"name": path.name, "sha256": file_sha256(path)}
+
+
 def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_ids=None,
                         config: AudioConfig = AudioConfig(), overwrite: bool = False, writer=None,
                         progress: bool = False) -> dict:
@@ -297,7 +430,7 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
          "alignment": [MusicAlignment.to_dict() of sequences whose motion is longer than the music]}.
         Missing files and mismatches are logged as warnings, never silently dropped.
     """
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     from aistpp.corpus import CorpusWriter, is_corpus
 
@@ -320,14 +453,14 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
         if wanted is None:
             wanted = sorted(files)
         missing = {m: by_music.get(m, []) for m in wanted if m not in files}
-        cfg = config.to_dict()
+        cfg = feature_settings(config)
         result = {"added": [], "cached": [], "missing": missing, "alignment": []}
         todo = []
         for m in wanted:
             if m not in files:
                 continue
             have = (writer.manifest.get("music", {}).get(m) or {}).get("config") or {}
-            same_source = have.get("source") == {"name": files[m].name, "bytes": files[m].stat().st_size}
+            same_source = have.get("source") == _audio_identity(files[m])
             if not overwrite and have.get("audio") == plain_config(cfg) and same_source:
                 result["cached"].append(m)
             else:
@@ -341,8 +474,7 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
         for m in tqdm(todo, desc="music features", unit="music", disable=not progress):
             path = files[m]
             feats = music_features(path, tempo=music_tempo(m), config=config)
-            stat = path.stat()
-            writer.add_music(m, feats, config={"audio": cfg, "source": {"name": path.name, "bytes": stat.st_size},
+            writer.add_music(m, feats, config={"audio": cfg, "source": _audio_identity(path),
                                                "tempo": music_tempo(m)}, fps=config.fps)
             writer.flush()  # commit each music: a killed run keeps what is done
             result["added"].append(m)

@@ -46,6 +46,16 @@ SITUATIONS: dict[str, str] = {"sBM": "basic", "sFM": "advanced"}
 VIEWS: tuple[str, ...] = tuple(f"c{i:02d}" for i in range(1, 10))
 ALL_VIEWS = "cAll"
 
+
+def view_name(index: int) -> str:
+    """The camera name users read for a 0-based view index: 0 -> ``c01``, 4 -> ``c05`` (any index >= 0)."""
+    return f"c{int(index) + 1:02d}"
+
+
+def view_names(indices) -> str:
+    """Comma list of camera names for 0-based view indices: ``[2, 4]`` -> ``c03, c05``."""
+    return ", ".join(view_name(i) for i in indices)
+
 MUSIC_IDS: tuple[str, ...] = tuple(f"m{g[1:]}{k}" for g in GENRES for k in range(6))
 
 _NAME_RE = re.compile(
@@ -170,6 +180,34 @@ def parse_name(name: str) -> SequenceName:
     if f["music"] not in MUSIC_IDS:
         raise AistppError(f"unknown music {f['music']!r} in {name!r}")
     return SequenceName(f["genre"], f["situation"], f["camera"], f["dancer"], f["music"], f["choreo"])
+
+
+def check_sequence_name(name, where=None) -> str:
+    """The one validator of sequence names at every boundary where a name becomes a key or a path (corpus writer,
+    reader and manifest, import, export, viz): ``name`` must be exactly a well-formed AIST++ sequence name
+    (``gBR_sBM_cAll_d04_mBR0_ch01``: camera ``cAll``, no surrounding spaces), so it can never hold a path separator,
+    ``..`` or a control character. Returns ``name``; raises :class:`AistppError` (naming ``where``) otherwise."""
+    ok = isinstance(name, str) and _NAME_RE.match(name) is not None
+    if ok:
+        try:
+            ok = str(parse_name(name)) == name and not parse_name(name).is_video
+        except AistppError:
+            ok = False
+    if not ok:
+        raise AistppError(f"bad sequence name {str(name)[:80]!r}: expected an AIST++ sequence name like "
+                          "gBR_sBM_cAll_d04_mBR0_ch01", where)
+    return name
+
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_token(value, what: str = "name", where=None) -> str:
+    """A short name that may become one path component (a camera setting, a music id): letters, digits, ``_``,
+    ``-`` and ``.``, not starting with ``.``; raises :class:`AistppError` otherwise."""
+    if not isinstance(value, str) or not _TOKEN_RE.match(value) or ".." in value:
+        raise AistppError(f"bad {what} {str(value)[:80]!r}: expected letters, digits, '_', '-' or '.'", where)
+    return value
 
 
 def build_name(genre: str, situation: str, dancer: str | int, music: str, choreography: str | int,

@@ -6,13 +6,14 @@
 returns a :class:`SequenceResult` (arrays, attributes, stats, per-stage seconds, or the failure reason). It never
 raises: one bad sequence never stops the others. Executors (:mod:`aistpp.executors`: a local process pool, Ray)
 only schedule it, so local and cluster runs produce the same corpus. :func:`reconstruct` is the driver: it selects
-the sequences, skips those already in the corpus with the same config hash, schedules the rest, commits results
-as they arrive (atomic shards), appends to ``reconstruct.log.jsonl`` in the corpus, and returns a
-:class:`RunSummary`.
+the sequences, plans each one by content fingerprints (:func:`stage_configs`, :func:`plan_sequence`: a stage is
+redone exactly when one of its inputs changed, and the run says why), schedules the rest, commits results as they
+arrive (atomic shards), appends to ``reconstruct.log.jsonl`` in the corpus, and returns a :class:`RunSummary`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -133,12 +134,20 @@ def _model_identity(path: str | None) -> dict:
 
 @dataclass(frozen=True)
 class SequenceTask:
-    """Everything a worker needs for one sequence (picklable, paths as strings)."""
+    """Everything a worker needs for one sequence (picklable, paths as strings). ``run_stages``: the stages to run
+    (None = the config's); ``stored``: the corpus shard holding this sequence's earlier result, read when the SMPL
+    fit runs on keypoints3d kept from an earlier triangulation."""
 
     sequence: str
     annotations: str
     config: PipelineConfig
     videos: str | None = None
+    run_stages: tuple | None = None
+    stored: str | None = None
+
+    @property
+    def stages(self) -> tuple:
+        return tuple(self.config.stages if self.run_stages is None else self.run_stages)
 
 
 @dataclass
@@ -154,6 +163,11 @@ class SequenceResult:
     timings: dict = field(default_factory=dict)
     pid: int = 0
     host: str = ""
+
+
+def failed_result(task: SequenceTask, reason: str) -> SequenceResult:
+    """The result of a task whose worker died or whose result could not be returned (for the executors)."""
+    return SequenceResult(task.sequence, status="failed", reason=reason)
 
 
 # Per-process caches (a worker runs many sequences): body models by path.
@@ -254,7 +268,7 @@ def run_sequence(task: SequenceTask) -> SequenceResult:
 
 def _run(task: SequenceTask, res: SequenceResult) -> None:
     from aistpp.io.annotations import AnnotationTree
-    from aistpp.naming import parse_name
+    from aistpp.naming import parse_name, view_names
 
     cfg = task.config
     seq = parse_name(task.sequence).sequence
@@ -280,7 +294,8 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
             kp2d = kp2d.copy()
             kp2d[list(KNOWN_BAD_VIEWS[seq])] = np.nan
             data["keypoints2d"] = kp2d
-            log.info("%s: views %s blanked as in the official pipeline", seq, list(KNOWN_BAD_VIEWS[seq]))
+            log.info("%s: camera(s) %s blanked as in the official pipeline (KNOWN_BAD_VIEWS)", seq,
+                     view_names(KNOWN_BAD_VIEWS[seq]))
         arrays.update(data)
     k3_for_fit = None
     flags: dict = {}
@@ -299,7 +314,7 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
         arrays.update(k3)
         k3_for_fit = k3.get("keypoints3d_optim", k3["keypoints3d"])
         timings["load"] = timings.get("load", 0.0) + time.perf_counter() - t
-    elif cfg.runs_triangulation:
+    elif "triangulate" in task.stages:
         from aistpp.triangulate import reconstruct_keypoints3d
 
         t = time.perf_counter()
@@ -315,7 +330,9 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
         res.stats["reprojection_error_px"] = float(np.nanmedian(rep)) if np.isfinite(rep).any() else None
         res.stats["triangulated_fraction"] = flags["triangulated_fraction"]
 
-    if cfg.runs_smpl:
+    if "smpl" in task.stages:
+        if k3_for_fit is None and task.stored:  # fit on the keypoints3d kept from an earlier, still current run
+            k3_for_fit = _stored_keypoints3d(task.stored, seq)
         if k3_for_fit is None:
             raise AistppError("the smpl stage needs keypoints3d: add the triangulate stage or use --from keypoints3d")
         from aistpp.smpl import fit_sequence
@@ -341,23 +358,242 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
     res.arrays = arrays
 
 
-# -- driver -------------------------------------------------------------------------------------------------------
-def task_config(task: SequenceTask) -> dict:
-    """The provenance dict stored (and hashed) for one sequence: the pipeline config plus the identity of its
-    inputs (file names and sizes, camera setting)."""
-    from aistpp.io.annotations import AnnotationTree
+def _stored_keypoints3d(shard: str, seq: str):
+    import h5py
 
+    try:
+        with h5py.File(shard, "r") as f:
+            grp = f[seq]
+            key = "keypoints3d_optim" if "keypoints3d_optim" in grp else "keypoints3d"
+            return np.asarray(grp[key][()], np.float64) if key in grp else None
+    except (OSError, KeyError) as err:
+        raise AistppError(f"cannot read the stored keypoints3d of {seq} ({err})", shard) from None
+
+
+# -- fingerprints and plans -----------------------------------------------------------------------------------------
+# Fields each stage owns in a sequence group (the 2D inputs and cameras are rewritten by every run).
+STAGE_FIELDS = {"triangulate": ("keypoints3d", "keypoints3d_optim", "views_used", "reprojection_error"),
+                "smpl": ("smpl/poses", "smpl/trans", "smpl/scaling", "smpl/loss", "smpl/per_frame_error")}
+STAGE_STATS = {"triangulate": ("reprojection_error_px", "triangulated_fraction"), "smpl": ("smpl_loss", "fit_error_cm")}
+VIDEO_FINGERPRINT_BYTES = 2**20
+
+# What a changed key of a stage config means, in the words the run log uses.
+CHANGE_WORDS = {"keypoints2d": "keypoints2d changed", "videos": "videos changed", "cameras": "cameras changed",
+                "setting": "camera setting changed", "mapping": "mapping changed", "frames": "frames changed",
+                "tool_version": "tool version changed", "source": "source changed", "detector": "detector changed",
+                "min_views_present": "min_views_present changed", "triangulation": "triangulation config changed",
+                "keypoints3d": "keypoints3d changed", "keypoints3d_file": "keypoints3d file changed",
+                "fit": "fit config changed", "smpl_model": "SMPL model changed"}
+
+
+def video_fingerprint(path: str | Path) -> dict:
+    """The documented cheap fingerprint of a (large) video: its size and the sha256 of its first and last MiB
+    (reading whole videos on every resume would cost more than detecting them)."""
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(VIDEO_FINGERPRINT_BYTES))
+        if size > VIDEO_FINGERPRINT_BYTES:
+            fh.seek(max(VIDEO_FINGERPRINT_BYTES, size - VIDEO_FINGERPRINT_BYTES))
+            h.update(fh.read(VIDEO_FINGERPRINT_BYTES))
+    return {"bytes": size, "head_tail_sha256": h.hexdigest()}
+
+
+VIDEO_CACHE = ".video-fingerprints.json"
+
+
+class Fingerprints:
+    """sha256 of input files, cached by (path, size, mtime) for one run (a camera file or the SMPL model is shared
+    by many sequences). Video fingerprints are also cached across runs in ``video_cache`` (a JSON file in the
+    corpus): a video whose size and modification time are unchanged is not read again."""
+
+    def __init__(self, video_cache: str | Path | None = None):
+        self._cache: dict = {}
+        self._listings: dict = {}
+        self._video_cache_path = Path(video_cache) if video_cache else None
+        self._videos: dict = {}
+        if self._video_cache_path is not None:
+            try:
+                loaded = json.loads(self._video_cache_path.read_text())
+                self._videos = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._videos = {}
+
+    def video(self, path: Path) -> dict:
+        st = path.stat()
+        key = str(path.resolve())
+        known = self._videos.get(key)
+        if isinstance(known, dict) and known.get("bytes") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns \
+                and isinstance(known.get("head_tail_sha256"), str):
+            return {"bytes": st.st_size, "head_tail_sha256": known["head_tail_sha256"]}
+        fp = video_fingerprint(path)
+        self._videos[key] = {**fp, "mtime_ns": st.st_mtime_ns}
+        return fp
+
+    def videos_of(self, folder: Path, names) -> dict:
+        """{video name: fingerprint or None} for the views of one sequence (the folder is listed once)."""
+        if folder not in self._listings:
+            listing: dict = {}
+            if folder.is_dir():
+                for p in sorted(folder.iterdir()):
+                    listing.setdefault(p.stem, p)
+            self._listings[folder] = listing
+        found = self._listings[folder]
+        return {n: (self.video(found[n]) if n in found else None) for n in names}
+
+    def save(self) -> None:
+        """Persist the video fingerprint cache (atomically)."""
+        if self._video_cache_path is not None and self._videos:
+            from aistpp.io.atomic import atomic_write_text
+
+            atomic_write_text(self._video_cache_path, json.dumps(self._videos, sort_keys=True))
+
+    def sha256(self, path: Path) -> str | None:
+        from aistpp.corpus.manifest import file_sha256
+
+        path = Path(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in self._cache:
+            self._cache[key] = file_sha256(path)
+        return self._cache[key]
+
+    def model(self, path: str | None) -> dict:
+        """The body model by content: the stand-in (by tool version), or every file of a model file/folder."""
+        if path is None:
+            return {"model": "standin", "tool_version": __version__}
+        p = Path(path)
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        return {"model": p.name, "sha256": {str(f.relative_to(p)) if p.is_dir() else f.name: self.sha256(f)
+                                            for f in files}}
+
+
+def stage_configs(task: SequenceTask, fp: Fingerprints | None = None, mapping: dict | None = None) -> dict:
+    """Everything each stage's result depends on, by content: ``inputs`` (keypoints2d sha256 or the videos'
+    fingerprints, camera file sha256, the mapping line, frames, tool version), ``triangulate`` (inputs + its config,
+    or the keypoints3d file with ``--from keypoints3d``) and ``smpl`` (the hash of the triangulate record it fits +
+    fit config + body model content + tool version). Stored per sequence and stage; a changed hash redoes that
+    stage."""
+    from aistpp.corpus.manifest import config_hash
+    from aistpp.io.annotations import AnnotationTree
+    from aistpp.naming import parse_name
+
+    fp = fp or Fingerprints()
+    cfg = task.config
     tree = AnnotationTree(Path(task.annotations))
+    seq = task.sequence
+    if mapping is None:
+        mapping = tree.mapping() if tree.mapping_path.exists() else {}
+    setting = mapping.get(seq)
+    inputs = {"source": cfg.source, "frames": list(cfg.frames) if cfg.frames else None,
+              "min_views_present": cfg.min_views_present, "tool_version": __version__, "setting": setting,
+              "mapping": f"{seq} {setting}" if setting else None,
+              "cameras": fp.sha256(tree.cameras_dir / f"{setting}.json") if setting else None}
+    if cfg.source == "videos":
+        inputs["detector"] = _config_dict(cfg.detector_spec())
+        names = parse_name(seq).video_names()
+        inputs["videos"] = fp.videos_of(Path(task.videos), names) if task.videos else dict.fromkeys(names)
+    else:
+        inputs["keypoints2d"] = fp.sha256(tree.path("keypoints2d", seq))
+    out = {"inputs": inputs}
+    if cfg.source == "keypoints3d":
+        out["triangulate"] = {"inputs": inputs, "keypoints3d_file": fp.sha256(tree.path("keypoints3d", seq))}
+    else:
+        out["triangulate"] = {"inputs": inputs, "triangulation": _config_dict(cfg.triangulation_config())}
+    out["smpl"] = {"keypoints3d": config_hash(out["triangulate"]), "fit": _config_dict(cfg.fit_config()),
+                   "smpl_model": fp.model(cfg.smpl_model), "tool_version": __version__}
+    return out
+
+
+def why_changed(old: dict | None, new: dict) -> list[str]:
+    """The reasons a stage config differs from the stored one, in words (``cameras changed``...)."""
+    if not old:
+        return ["not done yet"]
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "inputs" and isinstance(a, dict) and isinstance(b, dict):
+            out += [r for r in why_changed(a, b) if r not in out]
+        else:
+            word = CHANGE_WORDS.get(key, f"{key} changed")
+            if word not in out:
+                out.append(word)
+    return out
+
+
+@dataclass
+class SequencePlan:
+    """What to do with one sequence: ``run`` (stages to run; empty = already done), ``why`` (reasons),
+    ``stages`` (the stage records to store for what runs), ``refuse`` (a reason not to run at all)."""
+
+    run: tuple = ()
+    why: list = field(default_factory=list)
+    stages: dict = field(default_factory=dict)
+    refuse: str | None = None
+
+
+def plan_sequence(task: SequenceTask, entry: dict | None, configs: dict, force: bool = False) -> SequencePlan:
+    """Decide which requested stages to run for a sequence whose stored manifest ``entry`` (or None) holds the
+    stage records of its earlier runs: a stage runs when its record is missing or its config (by content)
+    changed; the SMPL fit also runs after a new triangulation. Stages not requested are kept (see
+    :func:`reconstruct`)."""
+    from aistpp.corpus.manifest import config_hash
+
+    cfg = task.config
+    requested = set(cfg.stages)
+    if cfg.source == "keypoints3d":
+        requested.add("triangulate")  # loading the keypoints3d file is this source's "triangulation"
+    tri_want, smpl_want = configs["triangulate"], dict(configs["smpl"])
+    stored = (entry or {}).get("stages") or {} if (entry or {}).get("status") == "ok" else {}
+    if force or not stored:
+        why = ["forced"] if force else ["not done yet"] if entry is None else [
+            f"failed before ({entry.get('reason')})"] if entry.get("status") != "ok" else [
+            "no fingerprints stored (corpus from an older aistpp)"]
+        plan = SequencePlan(tuple(s for s in STAGES if s in requested), why)
+    else:
+        run, why = [], []
+        tri_old = stored.get("triangulate")
+        if "triangulate" in requested:
+            if tri_old is None or tri_old.get("hash") != config_hash(tri_want):
+                run.append("triangulate")
+                why += why_changed((tri_old or {}).get("config"), tri_want)
+            chain = config_hash(tri_want)
+        else:
+            chain = tri_old.get("hash") if tri_old else None
+            if tri_old is not None and (tri_old.get("config") or {}).get("inputs") != tri_want["inputs"]:
+                if "smpl" in requested:
+                    changed = ", ".join(why_changed((tri_old.get("config") or {}).get("inputs"), tri_want["inputs"]))
+                    return SequencePlan(refuse=f"stored keypoints3d are stale ({changed}): run the triangulate "
+                                               "stage too")
+        if "smpl" in requested:
+            smpl_want["keypoints3d"] = chain
+            smpl_old = stored.get("smpl")
+            if run or smpl_old is None or smpl_old.get("hash") != config_hash(smpl_want):
+                implied = {"keypoints3d changed"} if run else set()  # a new triangulation: said already
+                why += [r for r in why_changed((smpl_old or {}).get("config"), smpl_want)
+                        if r not in why and r not in implied]
+                run.append("smpl")
+        plan = SequencePlan(tuple(run), why)
+    if "smpl" in plan.run and "triangulate" not in plan.run and stored.get("triangulate"):
+        smpl_want["keypoints3d"] = stored["triangulate"].get("hash")
+    elif "smpl" in plan.run:
+        smpl_want["keypoints3d"] = config_hash(tri_want)
+    records = {"triangulate": tri_want, "smpl": smpl_want}
+    plan.stages = {s: {"hash": config_hash(records[s]), "config": records[s]} for s in plan.run}
+    return plan
+
+
+def task_config(task: SequenceTask, configs: dict | None = None) -> dict:
+    """The provenance dict stored (and hashed) for one sequence: the pipeline config plus its inputs by content
+    (``inputs`` of :func:`stage_configs`: file sha256, cameras, mapping line, tool version)."""
     cfg = task.config.to_dict()
-    kinds = ["keypoints2d"] if task.config.source == "keypoints2d" else (
-        ["keypoints3d", "keypoints2d"] if task.config.source == "keypoints3d" else [])
-    inputs = {}
-    for k in kinds:
-        p = tree.path(k, task.sequence)
-        inputs[k] = {"name": p.name, "bytes": p.stat().st_size} if p.exists() else None
-    if task.config.source == "videos":
-        inputs["videos"] = str(task.videos)
-    cfg["inputs"] = inputs
+    cfg["inputs"] = (configs or stage_configs(task))["inputs"]
     return cfg
 
 
@@ -368,41 +604,30 @@ def select_sequences(annotations: str | Path, sequences=None, genres=None, split
     ``sequences``: explicit names; ``split``: a split name (``crossmodal_train``, ``pose_test``... regenerated
     through :mod:`aistpp.splits`, or a file of that name in ``DIR/splits``) or the path of a file of names;
     otherwise every sequence that has a ``source`` file (keypoints2d/keypoints3d; all of mapping.txt for videos).
-    ``genres`` (codes) filters the result.
+    ``genres`` (codes) filters the result; asked for alone, a genre means all its sequences in mapping.txt, like a
+    split: one whose file is missing fails with that reason in the summary.
     """
-    from aistpp.io.annotations import AnnotationTree, read_name_list
-    from aistpp.naming import parse_name
+    from aistpp import splits
+    from aistpp.io.annotations import AnnotationTree
 
     tree = AnnotationTree.open(annotations)
     mapping = tree.mapping()
     if sequences:
-        names = [parse_name(s).sequence for s in sequences]
-    elif split:
-        names = _split_names(tree, mapping, split, read_name_list)
-    elif source == "videos":
-        names = list(mapping)
+        return splits.select_sequences((), list(sequences), genres)
+    if split or genres or source == "videos":
+        universe = list(mapping)
     else:
-        have = set(tree.sequences(source))
-        names = [s for s in mapping if s in have] + sorted(have - set(mapping))
-    if genres:
-        names = [s for s in names if parse_name(s).genre in set(genres)]
-    seen: set = set()
-    return [s for s in names if not (s in seen or seen.add(s))]
+        from aistpp.naming import check_sequence_name
 
-
-def _split_names(tree, mapping, split: str, read_name_list) -> list[str]:
-    p = Path(split)
-    if p.is_file():
-        return read_name_list(p)
-    if tree.split_path(split).is_file():
-        return read_name_list(tree.split_path(split))
-    from aistpp.splits import KINDS, SUBSETS, SplitSpec, make_splits
-
-    kind, _, subset = split.rpartition("_")
-    if kind not in KINDS or subset not in SUBSETS or kind == "genre":
-        raise AistppError(f"unknown split {split!r}: expected a file of names or one of "
-                          f"{', '.join(f'{k}_{s}' for k in KINDS if k != 'genre' for s in SUBSETS)}")
-    return make_splits(mapping, SplitSpec(kind=kind), ignore=tree.ignore_list())[subset]
+        have = set()
+        for s in tree.sequences(source):
+            try:
+                have.add(check_sequence_name(s))
+            except AistppError:  # a stray file in the folder is not a sequence
+                log.warning("%s/%s.pkl ignored: not an AIST++ sequence name", source, s)
+        universe = [s for s in mapping if s in have] + sorted(have - set(mapping))
+    return splits.select_sequences(universe, split or None, genres, ignore=tree.ignore_list(),
+                                   split_dir=tree.root / "splits", missing="keep")
 
 
 @dataclass
@@ -422,6 +647,8 @@ class RunSummary:
     wall_seconds: float = 0.0
     executor: str = "local"
     music: dict = field(default_factory=dict)
+    redone: dict = field(default_factory=dict)  # {seq: "triangulate, smpl (cameras changed)"}: why it ran again
+    stale: dict = field(default_factory=dict)  # {seq: {stage: reason}}: kept fields whose input changed
 
     def lines(self) -> list[str]:
         def f(v, unit=""):
@@ -429,7 +656,7 @@ class RunSummary:
 
         out = [f"reconstruct -> {self.corpus} ({self.executor}, {self.wall_seconds:.1f} s)",
                f"  sequences: {self.requested} requested, {len(self.done)} reconstructed, {len(self.skipped)} "
-               f"already done (same config), {len(self.failed)} failed",
+               f"already done (same inputs and config), {len(self.failed)} failed",
                f"  frames reconstructed: {self.frames}",
                f"  median reprojection error: {f(self.reprojection_error_px, ' px')}; median SMPL fit loss: "
                f"{f(self.smpl_loss)}; median fit error: {f(self.fit_error_cm, ' cm')}"]
@@ -443,6 +670,13 @@ class RunSummary:
                 out.append(f"  music features: {len(self.music['added'])} added, {len(self.music['cached'])} "
                            f"already cached, {len(self.music['missing'])} missing"
                            + (f" ({', '.join(sorted(self.music['missing']))})" if self.music["missing"] else ""))
+        for i, (s, r) in enumerate(self.redone.items()):
+            if i == 20:
+                out.append(f"  ... and {len(self.redone) - 20} more redone (see {LOG_NAME})")
+                break
+            out.append(f"  redone {s}: {r}")
+        for s, st in self.stale.items():
+            out.append(f"  STALE {s}: " + "; ".join(f"{k} kept but {v}" for k, v in st.items()))
         for s, r in self.failed.items():
             out.append(f"  FAILED {s}: {r}")
         return out
@@ -462,12 +696,16 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
                 commit_seconds: float = 60.0, force: bool = False, music: str | Path | None = None) -> RunSummary:
     """Reconstruct ``sequences`` (default: :func:`select_sequences`) from ``annotations`` into the corpus ``out``.
 
-    Sequences already stored with status ok and the same config hash are skipped (``force`` redoes them); changed
-    or failed ones are redone. Results are committed every ``commit_every`` sequences or ``commit_seconds``
-    (atomically), so a killed run keeps its committed work. ``executor``: ``local`` (process pool of ``workers``;
-    1 = in this process) or ``ray`` (``ray_address`` or a local Ray with ``workers`` CPUs). ``music``: a folder of
-    ``<music_id>.wav`` files; their 35-d features are cached in the corpus after the reconstruction
-    (:func:`aistpp.audio.add_music_to_corpus`, resumable too).
+    Resume by content: each sequence's stage records (:func:`stage_configs`: sha256 of its keypoints2d file or a
+    fingerprint of its videos, camera file, mapping line, stage configs, body model, tool version) are compared
+    with those stored; only the stages whose inputs changed run again, and the run says why (``summary.redone``,
+    the log). Stages not requested are kept: their fields stay, and a kept stage whose input changed (SMPL fits
+    after a new triangulation) is marked stale (``entry["stale"]``, ``summary.stale``) until it is redone.
+    ``force`` redoes every requested stage; failed sequences are redone. Results are committed every
+    ``commit_every`` sequences or ``commit_seconds`` (atomically), so a killed run keeps its committed work.
+    ``executor``: ``local`` (process pool of ``workers``; 1 = in this process) or ``ray`` (``ray_address`` or a
+    local Ray with ``workers`` CPUs). ``music``: a folder of ``<music_id>.wav`` files; their 35-d features are
+    cached in the corpus after the reconstruction (:func:`aistpp.audio.add_music_to_corpus`, resumable too).
     """
     from aistpp.executors import get_executor
 
@@ -478,28 +716,53 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
     summary = RunSummary(str(out), requested=len(sequences), executor=executor)
     if not sequences:
         raise AistppError("no sequences selected (check --sequences/--genre/--split and the annotation tree)")
+    from dataclasses import replace
+
+    from aistpp.io.annotations import AnnotationTree
+
     tasks = [SequenceTask(s, annotations, config, None if videos is None else str(Path(videos).resolve()))
              for s in sequences]
-    configs = {t.sequence: task_config(t) for t in tasks}
+    tree = AnnotationTree(Path(annotations))
+    mapping = tree.mapping() if tree.mapping_path.exists() else {}
     out = Path(out)
+    fp = Fingerprints(out / VIDEO_CACHE if config.source == "videos" else None)
+    stage_cfgs = {t.sequence: stage_configs(t, fp, mapping) for t in tasks}
+    configs = {t.sequence: task_config(t, stage_cfgs[t.sequence]) for t in tasks}
     stats_all: list[dict] = []
     with CorpusWriter(out, max_pending=commit_every, flush_seconds=commit_seconds) as writer:
-        todo = []
+        fp.save()
+        todo, plans = [], {}
         for t in tasks:
-            if not force and writer.is_done(t.sequence, config_hash(configs[t.sequence])):
+            entry = writer.entry(t.sequence)
+            plan = plan_sequence(t, entry, stage_cfgs[t.sequence], force)
+            plans[t.sequence] = plan
+            if plan.refuse:
+                summary.failed[t.sequence] = plan.refuse  # nothing stored is touched
+                log.warning("%s not run: %s", t.sequence, plan.refuse)
+            elif not plan.run:
                 summary.skipped.append(t.sequence)
             else:
-                todo.append(t)
-        log.info("%d sequence(s) to run, %d already done with the same config", len(todo), len(summary.skipped))
+                stored = str(out / entry["shard"]) if entry and entry.get("status") == "ok" and entry.get("shard") \
+                    else None
+                todo.append(replace(t, run_stages=plan.run, stored=stored))
+                if entry is not None:
+                    summary.redone[t.sequence] = f"{', '.join(plan.run)} ({', '.join(plan.why)})"
+                    log.info("%s: redo %s (%s)", t.sequence, ", ".join(plan.run), ", ".join(plan.why))
+        log.info("%d sequence(s) to run, %d already done with the same inputs", len(todo), len(summary.skipped))
         logfile = open(out / LOG_NAME, "a", encoding="utf-8")
         try:
-            run = get_executor(executor, workers=workers, ray_address=ray_address)
+            run = get_executor(executor, run_sequence, failed_result, workers=workers, ray_address=ray_address)
             bar = _progress(len(todo), progress)
             for res in run(todo):
                 cfg = configs[res.sequence]
+                plan = plans[res.sequence]
                 if res.status == "ok":
                     try:
-                        writer.add_sequence(res.sequence, res.arrays, res.attrs, cfg, stats=res.stats)
+                        stages, stale = _compose(writer, res, plan)
+                        writer.add_sequence(res.sequence, res.arrays, res.attrs, cfg, stats=res.stats,
+                                            stages=stages, stale=stale)
+                        if stale:
+                            summary.stale[res.sequence] = stale
                     except AistppError as err:
                         res.status, res.reason = "failed", f"corpus: {err}"
                 if res.status != "ok":
@@ -513,6 +776,7 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
                     summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + float(v)
                 logfile.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "sequence": res.sequence,
                                           "status": res.status, "reason": res.reason,
+                                          "stages_run": list(plan.run), "why": plan.why,
                                           "config_hash": config_hash(cfg), "pid": res.pid, "host": res.host,
                                           "stats": res.stats, "timings": res.timings,
                                           "tool_version": __version__}) + "\n")
@@ -540,7 +804,39 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
     return summary
 
 
+def _compose(writer, res: SequenceResult, plan: SequencePlan) -> tuple[dict, dict]:
+    """Keep what this run did not redo: the stored fields, stats and stage records of stages outside ``plan.run``
+    are carried into ``res``; a kept stage whose input changed is marked stale. Returns (stage records, stale)."""
+    entry = writer.entry(res.sequence)
+    old = entry if entry and entry.get("status") == "ok" else None
+    stages = dict(plan.stages)
+    stale: dict = {}
+    if old is None:
+        return stages, stale
+    old_stages = old.get("stages") or {}
+    old_stale = old.get("stale") or {}
+    keep = [s for s in STAGES if s not in plan.run and s in old_stages]
+    fields = [f for s in keep for f in STAGE_FIELDS[s] if f in old.get("fields", []) and f not in res.arrays]
+    if fields:
+        res.arrays.update(writer.read_stored(res.sequence, fields))
+    for s in keep:
+        stages[s] = old_stages[s]
+        for k in STAGE_STATS[s]:
+            if k in (old.get("stats") or {}) and k not in res.stats:
+                res.stats[k] = old["stats"][k]
+        if s in old_stale:
+            stale[s] = old_stale[s]
+    if "smpl" in keep and "triangulate" in stages:
+        fitted_on = (old_stages["smpl"].get("config") or {}).get("keypoints3d")
+        if fitted_on != stages["triangulate"]["hash"]:
+            stale["smpl"] = "its keypoints3d changed (triangulate redone); run the smpl stage to refit"
+    quality = dict((old.get("attrs") or {}).get("quality") or {})
+    quality.update(res.attrs.get("quality") or {})
+    res.attrs["quality"] = quality
+    return stages, stale
+
+
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     return tqdm(total=total, desc="reconstruct", unit="seq", disable=not enabled, dynamic_ncols=True)

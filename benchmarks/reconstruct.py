@@ -13,6 +13,7 @@ packing-only path (load + cameras + corpus write, no stages), which shows the pi
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -56,7 +57,9 @@ def main() -> int:
         full, full_wall = run(tmp / "full", full_cfg, 0)
         n_frames = full.frames
         per_seq = full_wall / len(SEQUENCES)
-        print(f"reconstruct benchmark: {len(SEQUENCES)} shared sequences, {n_frames} frames, 1 core (torch 1 thread)")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"reconstruct benchmark: {len(SEQUENCES)} shared sequences, {n_frames} frames, 1 core (torch 1 thread); "
+              f"{os.cpu_count()} cores, load average {load:.1f} at the end (shared machine: times vary with it)")
         print(f"  packing-only baseline (load + cameras + corpus write): {base_wall:.2f} s")
         print(f"  full run (triangulate + SMPL fit): {full_wall:.2f} s = {full_wall / max(base_wall, 1e-9):.1f}x the "
               f"baseline; {n_frames / full_wall:.0f} frames/s")

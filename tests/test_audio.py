@@ -12,7 +12,7 @@ librosa = pytest.importorskip("librosa")
 sf = pytest.importorskip("soundfile")
 
 from aistpp.audio import (BEAT, PEAK, SAMPLE_RATE, AudioConfig, add_music_to_corpus, align_music,  # noqa: E402
-                          music_features)
+                          beat_track_librosa081, feature_settings, features_from_signal, music_features)
 from aistpp.errors import AistppError  # noqa: E402
 
 TEMPO = 100  # mBR2 and mJS2: 80 + 10 * 2 BPM
@@ -76,6 +76,70 @@ def test_matches_direct_librosa_computation(mbr2):
     np.testing.assert_allclose(feats, ref, rtol=1e-5, atol=1e-4)
 
 
+def test_librosa081_beat_tracker_on_impulses():
+    # impulses every 30 frames (120 BPM at 60 fps) from frame 20 to 290, nothing after: the chain runs on past the
+    # last impulse with zero local score, trimming removes those beats, and 0.8.1's slice beats[first:last]
+    # drops the last valid beat too (290)
+    env = np.zeros(400, np.float32)
+    impulses = np.arange(20, 300, 30)
+    env[impulses] = 1.0
+    np.testing.assert_array_equal(beat_track_librosa081(env, bpm=120.0), impulses[:-1])
+    untrimmed = beat_track_librosa081(env, bpm=120.0, trim=False)
+    np.testing.assert_array_equal(untrimmed[:len(impulses)], impulses)  # threshold 0 keeps the trailing beats
+    assert len(untrimmed) > len(impulses)
+    assert beat_track_librosa081(np.zeros(50, np.float32), bpm=120.0).size == 0
+
+
+def test_librosa081_beat_tracker_agrees_with_librosa_inside(mbr2):
+    # away from the ends the 0.8.1 dynamic program and current librosa's pick the same beats; they differ in how
+    # predecessors before frame 0 count and in trimming (0.8.1 always drops the last beat)
+    d, _, _ = mbr2
+    y = librosa.load(str(d / "mBR2.wav"), sr=SAMPLE_RATE)[0]
+    env = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE)
+    _, new = librosa.beat.beat_track(onset_envelope=env, sr=SAMPLE_RATE, hop_length=512, start_bpm=100,
+                                     tightness=100, trim=False)
+    old = beat_track_librosa081(env, start_bpm=100, trim=False)
+    inside = new[(new > 0) & (new < len(env) - 1)]
+    np.testing.assert_array_equal(old, inside[:len(old)])
+    assert len(inside) - len(old) <= 1
+    _, trimmed = librosa.beat.beat_track(onset_envelope=env, sr=SAMPLE_RATE, hop_length=512, start_bpm=100,
+                                         tightness=100)
+    np.testing.assert_array_equal(beat_track_librosa081(env, start_bpm=100), trimmed[:-1])
+
+
+def test_librosa081_compat_features_match_direct_computation(mbr2):
+    d, _, current = mbr2
+    feats = music_features(d / "mBR2.wav", config=AudioConfig(compat="librosa-0.8.1"))
+    # written from librosa 0.8.1's defaults: onset mel spectrogram up to 11025 Hz, reflection padding of STFT and
+    # CQT frames, 0.8.1's beat tracker (loading stays with soxr: see aistpp.audio)
+    sr, hop = 60 * 512, 512
+    y, _ = librosa.load(str(d / "mBR2.wav"), sr=sr)
+    envelope = librosa.onset.onset_strength(y=y, sr=sr, fmax=11025.0, pad_mode="reflect")
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, pad_mode="reflect").T
+    cqt = np.abs(librosa.cqt(y=y, sr=sr, hop_length=hop, n_bins=252, bins_per_octave=36, tuning=None,
+                             pad_mode="reflect"))
+    chroma = librosa.feature.chroma_cens(C=cqt, sr=sr, hop_length=hop, n_chroma=12).T
+    peak = np.zeros(len(envelope), np.float32)
+    peak[librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop)] = 1.0
+    beat = np.zeros(len(envelope), np.float32)
+    beat[beat_track_librosa081(envelope, sr=sr, hop_length=hop, start_bpm=100, tightness=100)] = 1.0
+    ref = np.concatenate([envelope[:, None], mfcc, chroma, peak[:, None], beat[:, None]], axis=-1)
+    np.testing.assert_allclose(feats, ref, rtol=1e-5, atol=1e-4)
+    # and the compat mode is not the current one: fmax moves the envelope, padding the edge MFCC frames
+    assert np.abs(feats[:, 0] - current[:, 0]).max() > 0.02 * np.abs(current[:, 0]).max()
+    assert np.abs(feats[-1, 1:21] - current[-1, 1:21]).max() > 1.0
+    assert np.flatnonzero(feats[:, BEAT]).size < np.flatnonzero(current[:, BEAT]).size
+
+
+def test_feature_settings_name_versions_and_every_parameter():
+    s = feature_settings(AudioConfig(compat="librosa-0.8.1"))
+    assert s["versions"]["librosa"] == librosa.__version__ and s["compat"] == "librosa-0.8.1"
+    assert s["librosa_kwargs"]["onset_strength"]["fmax"] == 11025.0 and s["sample_rate"] == 30720
+    assert feature_settings()["librosa_kwargs"]["load"]["res_type"] == "soxr_hq"
+    with pytest.raises(AistppError, match="compat"):
+        AudioConfig(compat="librosa-0.7")
+
+
 def test_align_music_reports_and_never_cuts(caplog):
     ts = (np.arange(100) * 1e6 / 60).round().astype(np.int64) + 16667 * 3  # motion starts at music frame 3
     with caplog.at_level(logging.WARNING, logger="aistpp.audio"):
@@ -108,7 +172,28 @@ def test_add_music_to_corpus_caches_and_reports(tmp_path, annotations_dir, share
     assert res["alignment"] == []
     with Corpus(corpus) as c:
         np.testing.assert_array_equal(c.music("mBR2"), feats)
+        # the librosa version and every parameter are stored with the features (manifest and HDF5 attrs)
+        stored = c.manifest["music"]["mBR2"]["config"]["audio"]
+        assert stored["versions"]["librosa"] == librosa.__version__
+        assert stored["librosa_kwargs"]["load"]["res_type"] == "soxr_hq" and stored["compat"] is None
+        import json
+
+        attrs = c._file(c.manifest["music"]["mBR2"]["shard"])["music"]["mBR2"].attrs["config"]
+        assert json.loads(attrs.removeprefix("json:"))["audio"] == stored
     assert add_music_to_corpus(corpus, music_dir)["cached"] == ["mBR2"]  # resumable, nothing recomputed
+    import aistpp.audio
+
+    real_settings = aistpp.audio.feature_settings
+    try:  # features cached by another librosa version are recomputed
+        aistpp.audio.feature_settings = lambda cfg: {**real_settings(cfg), "versions": {"librosa": "0.8.1"}}
+        assert add_music_to_corpus(corpus, music_dir)["added"] == ["mBR2"]
+    finally:
+        aistpp.audio.feature_settings = real_settings
+    assert add_music_to_corpus(corpus, music_dir)["added"] == ["mBR2"]
+    assert add_music_to_corpus(corpus, music_dir)["cached"] == ["mBR2"]
+    # another compat mode is other features: recomputed, and back
+    assert add_music_to_corpus(corpus, music_dir, config=AudioConfig(compat="librosa-0.8.1"))["added"] == ["mBR2"]
+    assert add_music_to_corpus(corpus, music_dir)["added"] == ["mBR2"]
     from aistpp.corpus import CorpusWriter
 
     with CorpusWriter(corpus) as w:  # the pipeline passes its own writer (it holds the corpus lock)

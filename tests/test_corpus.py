@@ -85,7 +85,7 @@ def test_import_is_resumable(official_corpus, annotations_dir):
 
 def test_export_official_round_trip(official_corpus, annotations_dir, shared_sequences, tmp_path):
     counts = export_official(official_corpus, tmp_path / "tree")
-    assert counts == {"keypoints2d": 2, "keypoints3d": 2, "motions": 2, "cameras": 2}
+    assert counts == {"keypoints2d": 2, "keypoints3d": 2, "motions": 2, "cameras": 2, "splits": 5, "ignored": 0}
     for kind in ("keypoints2d", "keypoints3d", "motions"):
         for seq in shared_sequences:
             ref = load_pickle(annotations_dir / kind / f"{seq}.pkl")
@@ -104,6 +104,68 @@ def test_export_official_round_trip(official_corpus, annotations_dir, shared_seq
 
     tree = AnnotationTree.open(tmp_path / "tree")
     assert tree.sequences("motions") == sorted(shared_sequences)
+
+
+def _official_contract_load(anno_dir):
+    """The official AISTDataset's file contract, written out: mapping.txt through np.loadtxt(dtype=str) unpacked
+    row by row into (sequence, setting); motions and keypoints3d through plain pickle with their fields; cameras as
+    a JSON list of dicts with name/size/matrix/rotation/translation/distortions."""
+    import pickle
+    import warnings
+
+    seq2env, env2seq = {}, {}
+    for seq_name, env_name in np.loadtxt(anno_dir / "cameras" / "mapping.txt", dtype=str):
+        seq2env[seq_name] = env_name
+        env2seq.setdefault(env_name, []).append(seq_name)
+    motions = {}
+    for seq_name, env_name in seq2env.items():
+        with open(anno_dir / "motions" / f"{seq_name}.pkl", "rb") as fh:
+            data = pickle.load(fh)
+        motions[seq_name] = (data["smpl_poses"], data["smpl_scaling"], data["smpl_trans"])
+        with open(anno_dir / "keypoints3d" / f"{seq_name}.pkl", "rb") as fh:
+            assert pickle.load(fh)["keypoints3d"].shape[1:] == (17, 3)
+        cams = json.loads((anno_dir / "cameras" / f"{env_name}.json").read_text())
+        assert [c["name"] for c in cams] == [f"c0{i}" for i in range(1, 10)]
+        assert all({"size", "matrix", "rotation", "translation", "distortions"} <= set(c) for c in cams)
+    # mint's tools/preprocessing.py / calculate_beat_scores.py: split lists and ignore list via np.loadtxt.tolist()
+    splits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # numpy: "input contained no data" for an empty list
+        for subset in ("train", "val", "test"):
+            splits[subset] = list(np.loadtxt(anno_dir / "splits" / f"crossmodal_{subset}.txt", dtype=str).tolist())
+        ignore = np.loadtxt(anno_dir / "ignore_list.txt", dtype=str).tolist()
+    return seq2env, motions, splits, ignore
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_export_official_opens_in_the_official_contract(official_corpus, annotations_dir, shared_sequences, count,
+                                                        tmp_path):
+    seqs = sorted(shared_sequences)[:count]
+    export_official(official_corpus, tmp_path / "tree", seqs)
+    seq2env, motions, splits, ignore = _official_contract_load(tmp_path / "tree")
+    real = dict(np.loadtxt(annotations_dir / "cameras" / "mapping.txt", dtype=str))
+    assert seq2env == {s: real[s] for s in seqs}
+    for s in seqs:
+        ref = load_pickle(annotations_dir / "motions" / f"{s}.pkl")
+        np.testing.assert_allclose(motions[s][0], ref["smpl_poses"], rtol=1e-6)
+        np.testing.assert_allclose(motions[s][2], ref["smpl_trans"], rtol=1e-6)
+    # mint-style preprocessing finds its split files; each exported name is in exactly the split the rules give
+    from aistpp.splits import crossmodal_subset
+    from aistpp.naming import parse_name
+
+    for subset, names in splits.items():
+        assert all(len(n) > 10 for n in names)  # whole names, not the characters of one
+        assert sorted(set(names)) == [s for s in seqs if crossmodal_subset(parse_name(s)) == subset]
+    assert list(ignore) == []
+    for pose in ("pose_train", "pose_test"):
+        assert (tmp_path / "tree" / "splits" / f"{pose}.txt").is_file()
+    # and the project's own reader sees each name once
+    from aistpp.io.annotations import AnnotationTree, read_name_list
+
+    tree = AnnotationTree.open(tmp_path / "tree")
+    assert list(tree.mapping()) == seqs
+    for subset in ("train", "val", "test"):
+        assert read_name_list(tree.split_path(f"crossmodal_{subset}")) == sorted(set(splits[subset]))
 
 
 def test_export_npz_canonical_metres(official_corpus, annotations_dir, shared_sequences, tmp_path):
@@ -167,7 +229,7 @@ def test_shards_roll_compact_and_rewrite(tmp_path):
     c = Corpus(root)
     np.testing.assert_array_equal(c.read(SEQS[1], ("keypoints3d",))["keypoints3d"], new["keypoints3d"])
     c.close()
-    with CorpusWriter(root, target_shard_bytes=50 * 2**20) as w:
+    with CorpusWriter(root, target_shard_bytes=50 * 2**20, retain_seconds=0) as w:  # no reader to keep old shards for
         assert w.compact() == 1
     m = json.loads((root / "manifest.json").read_text())
     assert len(m["shards"]) == 1 and sorted(p.name for p in root.glob("shard-*.h5")) == list(m["shards"])
@@ -287,3 +349,35 @@ def test_cli_info_and_verify_on_corpus(official_corpus, annotations_dir, capsys)
     # the annotation-tree path of `info` still works
     assert main(["info", str(annotations_dir), "--json", "--max-files", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["mapping_sequences"] == 1408
+
+
+def test_export_official_ignore_list_and_motion_only_mapping(tmp_path):
+    """Flagged sequences go to ignore_list.txt (readable by np.loadtxt(...).tolist() as mint filters with it); a
+    motion-only sequence with a known setting is in mapping.txt, one without a setting is not; splits by rule."""
+    import warnings
+
+    from aistpp.corpus.official import sequence_attrs
+
+    rng = np.random.default_rng(0)
+    motion = {"smpl/poses": rng.normal(size=(30, 72)).astype(np.float32),
+              "smpl/trans": rng.normal(size=(30, 3)).astype(np.float32),
+              "smpl/scaling": np.ones(1, np.float32)}
+    bad, ok, loose = ("gBR_sBM_cAll_d04_mBR0_ch02", "gJS_sFM_cAll_d03_mJS2_ch07", "gPO_sBM_cAll_d10_mPO1_ch01")
+    with CorpusWriter(tmp_path / "c") as w:
+        w.add_sequence(bad, motion, sequence_attrs(bad, "setting1", quality={"ignore_list": True}), {"n": 1})
+        w.add_sequence(ok, motion, sequence_attrs(ok, "setting4"), {"n": 2})
+        w.add_sequence(loose, motion, sequence_attrs(loose), {"n": 3})
+    counts = export_official(tmp_path / "c", tmp_path / "tree")
+    assert counts["motions"] == 3 and counts["ignored"] == 1
+    tree = tmp_path / "tree"
+    mapping = np.loadtxt(tree / "cameras" / "mapping.txt", dtype=str)
+    assert mapping.ndim == 2 and dict(mapping) == {bad: "setting1", ok: "setting4"}
+    ignore = np.loadtxt(tree / "ignore_list.txt", dtype=str).tolist()
+    assert isinstance(ignore, list) and set(ignore) == {bad}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        split = {s: np.loadtxt(tree / "splits" / f"crossmodal_{s}.txt", dtype=str).tolist()
+                 for s in ("train", "val", "test")}
+    # mBR0 sBM ch02: test; mPO1 sBM ch01: val; mJS2: train
+    assert set(split["test"]) == {bad} and set(split["val"]) == {loose} and set(split["train"]) == {ok}
+    assert [n for n in split["test"] if n not in ignore] == []  # mint's filter drops the ignored one

@@ -88,6 +88,38 @@ def test_fact_windows_equal_official_computation(corpus_dir, official, cache, ca
     _check_window(grid[n_br - 1], official)
 
 
+def test_fact_mint_sampling_one_random_window_per_sequence(corpus_dir, official):
+    from aistpp.data import FACTDataset
+
+    ds = FACTDataset(corpus_dir, split="crossmodal_train", sampling="mint", seed=5, stride=7)
+    slots = FACTDataset(corpus_dir, split="crossmodal_train", seed=5, stride=7)
+    assert len(ds) == 2 and len(slots) == (576 - 240) // 7 + 1 + (500 - 240) // 7 + 1
+    assert ds.config.to_dict()["sampling"] == "mint"
+    draws = {BR: set(), JS: set()}
+    for epoch in range(40):
+        ds.set_epoch(epoch)
+        index = ds.window_index()
+        assert [seq for seq, _ in index] == [BR, JS]  # each sequence exactly once per pass
+        for seq, start in index:
+            draws[seq].add(start)
+        if epoch < 2:
+            for i in range(2):
+                _check_window(ds[i], official)
+    # uniform starts over each sequence's whole usable range (not a stride grid), redrawn per epoch
+    assert max(draws[BR]) <= 576 - 240 and max(draws[JS]) <= 500 - 240
+    assert len(draws[BR]) > 30 and any(s % 7 for s in draws[BR])
+    # seeded per epoch: the same epoch gives the same windows, another seed other windows
+    ds.set_epoch(3)
+    again = FACTDataset(corpus_dir, split="crossmodal_train", sampling="mint", seed=5)
+    again.set_epoch(3)
+    assert again.window_index() == ds.window_index()
+    other = FACTDataset(corpus_dir, split="crossmodal_train", sampling="mint", seed=6)
+    other.set_epoch(3)
+    assert other.window_index() != ds.window_index()
+    with pytest.raises(AistppError, match="sampling"):
+        FACTDataset(corpus_dir, sampling="tf")
+
+
 def test_fact_epochs_deterministic_across_workers(corpus_dir):
     from torch.utils.data import DataLoader
 

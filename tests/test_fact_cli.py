@@ -45,6 +45,11 @@ def test_train_generate_evaluate_cli(corpus, tmp_path, capsys):
     assert [r.split(",")[0] for r in log_rows[1:]] == ["1", "2", "3", "4"]
     # a different preset cannot resume this run
     assert main(["train", "--corpus", str(corpus), "--preset", "paper", "--out", str(run), "--resume"]) == 2
+    mint_run = tmp_path / "mint_run"
+    assert main(["train", "--corpus", str(corpus), "--split", str(_names(tmp_path)), "--preset", "tiny",
+                 "--out", str(mint_run), "--steps", "2", "--batch-size", "2", "--sampling", "mint"]) == 0
+    info = json.loads((mint_run / "config.json").read_text())["dataset"]
+    assert info["window_config"]["sampling"] == "mint" and info["windows"] == 2  # one window per sequence
 
     gen = tmp_path / "gen"
     assert main(["generate", "--checkpoint", str(run), "--seed-motion", BR, JS, "--corpus", str(corpus),
@@ -68,10 +73,11 @@ def test_train_generate_evaluate_cli(corpus, tmp_path, capsys):
     assert (gen / "metrics.json").is_file()
     # switches override the profile and are recorded
     assert main(["evaluate", "--generated", str(gen), "--corpus", str(corpus), "--profile", "fact",
-                 "--no-accel-bug", "--crop", "30", "--beat-align", "bailando", "--test-split", "all",
-                 "--out", str(tmp_path / "m.json")]) == 0
+                 "--no-accel-bug", "--crop", "30", "--gt-crop", "400", "--beat-align", "bailando", "--test-split",
+                 "all", "--out", str(tmp_path / "m.json")]) == 0
     cfg = json.loads((tmp_path / "m.json").read_text())["config"]
     assert cfg["accel_bug"] is False and cfg["crop"] == 30 and cfg["beat_align"] == "bailando"
+    assert cfg["gt_crop"] == 400
 
 
 def test_ground_truth_as_generated_scores_like_ground_truth(corpus, tmp_path):
@@ -87,11 +93,11 @@ def test_ground_truth_as_generated_scores_like_ground_truth(corpus, tmp_path):
     for seq, music in ((BR, "mBR2"), (JS, "mJS2")):
         d = c.read(seq, ("smpl/poses", "smpl/trans", "smpl/scaling"))
         np.save(gen / f"{seq}_{music}.npy", encode_motion(d["smpl/poses"], d["smpl/trans"], d["smpl/scaling"]).numpy())
-        beats = np.flatnonzero(c.music(music)[:, -1] > 0.5)
+        beats = np.flatnonzero(c.music(music)[:len(d["smpl/poses"]), -1] > 0.5)  # as generate writes them
         (gen / f"{seq}_{music}.json").write_text(json.dumps({"seed_frames": 0, "music_id": music,
                                                              "music_beats": beats.tolist()}))
     for profile in ("fact", "bailando"):
-        cfg = EvalConfig.preset(profile, test_split=str(_names(tmp_path)), crop=300)
+        cfg = EvalConfig.preset(profile, test_split=str(_names(tmp_path)), crop=300, gt_crop=300)
         res = evaluate(gen, c, None, cfg)
         g, t = res["generated"], res["ground_truth"]
         for key in ("Dist_k", "Dist_g", "BeatAlign"):
@@ -125,3 +131,14 @@ def test_demo_fact_step(corpus, tmp_path):
     step = step_fact(ctx)
     assert step.title.startswith("FACT") and "ground_truth" in "\n".join(step.lines)
     assert ctx.results["fact"]["train"]["steps"] == 20
+
+
+def test_ground_truth_split_union(corpus):
+    """'a+b' test splits (the fact profile's crossmodal_val+crossmodal_test) select the union, in order."""
+    from aistpp.corpus import Corpus
+    from aistpp.models.metrics import _select
+
+    c = Corpus(corpus)
+    assert _select(c, "crossmodal_val+crossmodal_test", True) == []
+    assert _select(c, "crossmodal_test+crossmodal_train", True) == [BR, JS]
+    assert _select(c, "pose_test+crossmodal_train", True) == [JS, BR]  # d03 is a pose-test dancer

@@ -214,6 +214,30 @@ def test_fid_of_a_set_against_itself_is_zero():
     assert M.fid(feats + 0.5 * feats.std(0), feats) > 0.2   # and not zero for a shifted set
 
 
+def test_fid_uses_unbiased_covariances_hand_computed():
+    """FID on sets whose centred columns are orthogonal (diagonal covariances), against the closed form
+    sum_d (mu1 - mu2)^2 + (sqrt(var1) - sqrt(var2))^2 with the unbiased variance sum x^2 / (n - 1) (ddof=1, as
+    torch.cov / the FACT evaluation). Sets of different sizes, so a ddof=0 estimator cannot cancel out."""
+    a = np.array([1.0, 1.0, -1.0, -1.0])
+    b = np.array([1.0, -1.0, 1.0, -1.0])
+    ref = np.stack([2.0 * a + 1.0, 0.5 * b - 2.0], axis=1)               # 4 samples
+    c = np.array([1.0, 1.0, 1.0, -1.0, -1.0, -1.0])
+    d = np.array([1.0, -1.0, 0.0, 1.0, -1.0, 0.0])
+    feat = np.stack([3.0 * c + 4.0, 1.5 * d + 0.5], axis=1)              # 6 samples
+    # fid() first normalizes both sets by the reference's mean and population std (ddof=0): std = (2, 0.5)
+    mean, std = ref.mean(0), ref.std(0) + 1e-10
+    r, f = (ref - mean) / std, (feat - mean) / std
+    var_r = (r - r.mean(0)) ** 2
+    var_f = (f - f.mean(0)) ** 2
+    var_r, var_f = var_r.sum(0) / (len(r) - 1), var_f.sum(0) / (len(f) - 1)
+    expected = ((r.mean(0) - f.mean(0)) ** 2).sum() + ((np.sqrt(var_r) - np.sqrt(var_f)) ** 2).sum()
+    assert M.fid(feat, ref) == pytest.approx(expected, rel=1e-9)
+    # a number by hand: normalized ref columns are +-1 (var 4/3); feat columns 1.5 c + 1.5 (var 2.25 * 6/5) and
+    # 3 d + 5 (var 9 * 4/5)
+    hand = 1.5 ** 2 + 5.0 ** 2 + (np.sqrt(4 / 3) - np.sqrt(2.7)) ** 2 + (np.sqrt(4 / 3) - np.sqrt(7.2)) ** 2
+    assert M.fid(feat, ref) == pytest.approx(hand, rel=1e-9)
+
+
 def test_average_distance_hand_computed():
     pts = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
     assert M.average_distance(pts) == pytest.approx((3 + 4 + 5) / 3)
@@ -257,6 +281,189 @@ def test_beat_align_score_hand_computed():
 def test_eval_config_presets_record_switches():
     fact = M.EvalConfig.preset("fact")
     d = fact.to_dict()
-    assert d["accel_bug"] is True and d["geometric"] == "buggy" and d["recentre"] is False
-    assert d["crop"] is None and d["reference"] == "all" and d["beat_align"] == "fact"
-    assert M.EvalConfig.preset("bailando").to_dict()["crop"] == 1200
+    assert d["accel_bug"] is True and d["geometric"] == "fixed" and d["recentre"] is False
+    assert d["crop"] is None and d["gt_crop"] is None and d["reference"] == "all" and d["beat_align"] == "fact"
+    assert d["test_split"] == "crossmodal_val+crossmodal_test"   # mint's real-data beat script: val + test
+    b = M.EvalConfig.preset("bailando").to_dict()
+    assert b == M.EvalConfig().to_dict()
+    assert b["crop"] == 1200 and b["gt_crop"] is None and b["reference"] == "all" and b["accel_bug"] is True
+    assert M.EvalConfig.preset("fact", geometric="buggy").geometric == "buggy"
+
+
+def test_accel_bug_features_are_not_translation_invariant():
+    pos = _dance(60, seed=4)
+    moved = pos + np.array([1.5, 0.0, -2.0])
+    assert np.allclose(M.kinetic_features(pos), M.kinetic_features(moved), rtol=1e-4)
+    energy = slice(2, None, 3)
+    ratio = M.kinetic_features(moved, accel_bug=True)[energy] / M.kinetic_features(pos, accel_bug=True)[energy]
+    assert np.max(np.abs(ratio - 1)) > 0.5
+
+
+# --- presets against the peers' protocols, re-computed independently from their published scripts -------------
+
+def _walk(n, seed, drift):
+    """A dancing T-pose that also travels (root drift), so recentring and the acceleration bug matter."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None, None]
+    amp = rng.uniform(0.02, 0.25, (1, 24, 3))
+    freq = rng.uniform(0.02, 0.4, (1, 24, 3))
+    phase = rng.uniform(0, 2 * np.pi, (1, 24, 3))
+    path = drift * np.stack([np.sin(0.004 * np.arange(n) * (1 + seed % 3)), np.zeros(n),
+                             np.cos(0.003 * np.arange(n))], axis=1)[:, None, :]
+    return TEMPLATE[None] + amp * np.sin(freq * t + phase) + path + rng.uniform(-2, 2, (1, 1, 3)) * [1, 0, 1]
+
+
+def _music_beats(n, seed):
+    rng = np.random.default_rng(100 + seed)
+    return np.cumsum(rng.integers(22, 38, n // 20))  # reaches past the motion's end
+
+
+def _beat_past_the_end(item, min_frames):
+    """Cut the motion 4 frames after one of its (summed-speed) motion beats L and put a music beat just past the
+    end (L + 5), the previous one at L - 14: whether music beyond the motion's end is seen changes the score."""
+    joints = item["joints"]
+    last = [b for b in M.motion_beats(joints, "fact") if b >= min_frames][0]
+    beats = np.asarray(item["music_beats"])
+    item["joints"] = joints[:last + 4]
+    item["music_beats"] = np.concatenate([beats[beats < last - 14], [last - 14, last + 5], beats[beats > last + 5]])
+    return item
+
+
+@pytest.fixture(scope="module")
+def shared_set():
+    gen = [{"name": f"g{i}", "joints": _walk(120 + 1250 + 17 * i, 10 + i, 0.8), "seed_frames": 120,
+            "music_beats": _music_beats(1500, i)} for i in range(12)]
+    gt = [{"name": f"t{i}", "joints": _walk(700 + 90 * i, 40 + i, 0.6), "music_beats": _music_beats(1700, 50 + i)}
+          for i in range(8)]
+    _beat_past_the_end(gen[0], 1330)
+    _beat_past_the_end(gt[0], 600)
+    others = [_walk(400 + 37 * i, 80 + i, 0.5) for i in range(90)]
+    return gen, gt, others
+
+
+def _peer_fid(real, result):
+    """calculate_frechet_feature_distance / quantized_metrics: normalize by the real set, pytorch-fid formula."""
+    from scipy import linalg
+
+    real, result = np.stack(real).astype(np.float64), np.stack(result).astype(np.float64)
+    mean, std = real.mean(0), real.std(0) + 1e-10
+    a, b = (real - mean) / std, (result - mean) / std
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(s1.dot(s2)).real
+    d = a.mean(0) - b.mean(0)
+    return d.dot(d) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean), b, a
+
+
+def _peer_avg_distance(feats):
+    n = len(feats)
+    total = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            total += np.linalg.norm(feats[i] - feats[j])
+    return total / ((n * n - n) / 2)
+
+
+def _mint_motion_beats(joints):
+    from scipy.signal import argrelextrema
+
+    velocity = np.zeros_like(joints)
+    velocity[1:] = joints[1:] - joints[:-1]
+    envelope = np.linalg.norm(velocity, axis=2).sum(axis=1)
+    onehot = np.zeros(len(envelope), bool)
+    onehot[argrelextrema(envelope, np.less, axis=0, order=10)] = True
+    return onehot
+
+
+def _mint_alignment(music_onehot, motion_onehot, sigma=3):
+    if motion_onehot.sum() == 0:
+        return 0.0
+    music_idx, scores = np.where(music_onehot)[0], []
+    for m in np.where(motion_onehot)[0]:
+        d = np.abs(music_idx - m).astype(np.float64).min()
+        scores.append(np.exp(-d ** 2 / 2 / sigma ** 2))
+    return sum(scores) / len(scores)
+
+
+def _onehot(beats, length):
+    out = np.zeros(length, bool)
+    beats = np.asarray(beats)
+    out[beats[beats < length]] = True
+    return out
+
+
+def _mint_reference(gen, gt, others):
+    """mint tools/calculate_fid_scores.py + calculate_beat_scores.py on joints: real features = every AIST++ motion,
+    full length, not recentred; results = frames after the 120-frame seed, whole; aistplusplus_api extractors
+    (acceleration bug still in, manual features fixed); beat script: real data = crossmodal val + test with
+    audio beats cut to the motion's length, generated = beats of the whole motion, both kept from frame 120 on."""
+    real = [j["joints"] for j in gt] + others
+    out = {}
+    for key, fn in (("k", lambda j: M.kinetic_features(j, accel_bug=True)),
+                    ("g", lambda j: M.geometric_features(j, "fixed"))):
+        real_f = [fn(j) for j in real]
+        res_f = [fn(g["joints"][120:]) for g in gen]
+        out[f"FID_{key}"], res_norm, real_norm = _peer_fid(real_f, res_f)
+        out[f"Dist_{key}"] = _peer_avg_distance(res_norm)
+        out[f"ref_Dist_{key}"] = _peer_avg_distance(real_norm)
+    scores = []
+    for g in gen:
+        n = len(g["joints"])
+        motion = _mint_motion_beats(g["joints"])
+        audio = _onehot(g["music_beats"], max(n, int(np.max(g["music_beats"])) + 1))  # the whole track
+        scores.append(_mint_alignment(audio[120:], motion[120:]))
+    out["BeatAlign"] = sum(scores) / len(scores)
+    real_scores = [_mint_alignment(_onehot(t["music_beats"], len(t["joints"])), _mint_motion_beats(t["joints"]))
+                   for t in gt]
+    out["gt_BeatAlign"] = sum(real_scores) / len(real_scores)
+    return out
+
+
+def _bailando_reference(gen, gt, others):
+    """Bailando extract_aist_features.py + utils/metrics_new.py + utils/beat_align_score.py on joints: ground-truth
+    features of ALL motions, full length, recentred on frame 0's root; predictions cropped to 1,200 frames, then
+    recentred; its own extractors (acceleration bug kept, manual_new); BeatAlign of the whole prediction, music
+    beats of its first N-1 frames, averaged over music beats."""
+    from scipy.ndimage import gaussian_filter
+    from scipy.signal import argrelextrema
+
+    def zero_start(j):
+        return j - j[:1, :1]
+
+    real = [zero_start(j) for j in [t["joints"] for t in gt] + others]
+    pred = [zero_start(g["joints"][120:][:1200]) for g in gen]
+    out = {}
+    for key, fn in (("k", lambda j: M.kinetic_features(j, accel_bug=True)),
+                    ("g", lambda j: M.geometric_features(j, "fixed"))):
+        fid_value, pred_norm, real_norm = _peer_fid([fn(j) for j in real], [fn(j) for j in pred])
+        out[f"FID_{key}"] = fid_value
+        out[f"Dist_{key}"] = _peer_avg_distance(pred_norm)
+        out[f"ref_Dist_{key}"] = _peer_avg_distance(real_norm)
+    scores = []
+    for g in gen:
+        kp = g["joints"][120:]
+        vel = np.mean(np.sqrt(np.sum((kp[1:] - kp[:-1]) ** 2, axis=2)), axis=1)
+        dance = argrelextrema(gaussian_filter(vel, 5), np.less)
+        music = np.asarray(g["music_beats"]) - 120
+        music = np.arange(len(vel))[_onehot(music[music >= 0], len(vel))]
+        scores.append(sum(np.exp(-np.min((dance[0] - b) ** 2) / 2 / 9) for b in music) / len(music))
+    out["BeatAlign"] = np.mean(scores)
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 12 motions in 72 dims: singular covariances
+@pytest.mark.parametrize("profile", ["fact", "bailando"])
+def test_preset_reproduces_its_peer(shared_set, profile):
+    gen, gt, others = shared_set
+    cfg = M.EvalConfig.preset(profile)
+    got = M.score_motions(gen, gt, iter(others), cfg)
+    ref = (_mint_reference if profile == "fact" else _bailando_reference)(gen, gt, others)
+    assert got["reference_size"] == len(gt) + len(others) and got["generated"]["n"] == len(gen)
+    for key in M.METRIC_KEYS:
+        assert got["generated"][key] == pytest.approx(ref[key], rel=1e-5), key
+    for key in ("Dist_k", "Dist_g"):
+        assert got["reference"][key] == pytest.approx(ref[f"ref_{key}"], rel=1e-5), key
+    if profile == "fact":
+        assert got["ground_truth"]["BeatAlign"] == pytest.approx(ref["gt_BeatAlign"], rel=1e-5)
+    # the other preset does not reproduce this peer: the protocols differ measurably on this set
+    other = M.score_motions(gen, gt, iter(others), M.EvalConfig.preset("bailando" if profile == "fact" else "fact"))
+    assert abs(other["generated"]["FID_k"] / ref["FID_k"] - 1) > 1e-2

@@ -96,6 +96,37 @@ def test_keypoint_layer_matches_smplx_forward():
     torch.testing.assert_close(joints, out.joints[:4, :24], atol=2e-6, rtol=0)
 
 
+def test_standin_blend_shapes_option_through_smplx(tmp_path, standin):
+    """The blend-shape option: non-zero posedirs and all ten shapedirs, of SMPL's magnitude, written as a file and
+    loaded through smplx; the keypoint-only forward follows smplx with them (pose correctives move the face)."""
+    path = write_standin(tmp_path / "SMPL_MALE.pkl", blend_shapes=True)
+    blend = make_standin_model(blend_shapes=True)
+    np.testing.assert_array_equal(blend["v_template"], standin["v_template"])     # only the blend shapes differ
+    assert not standin["posedirs"].any()
+    per_beta = np.linalg.norm(blend["shapedirs"], axis=1).max(0)                  # metres per unit beta
+    assert (per_beta > 0.01).all() and (per_beta < 0.06).all()
+    face = np.abs(blend["posedirs"][list(FACE_VERTEX_IDS)]).max()
+    assert 0.002 < face and np.abs(blend["posedirs"]).max() < 0.05
+    np.testing.assert_array_equal(make_standin_model(blend_shapes=True)["posedirs"], blend["posedirs"])
+    from aistpp.cli import main
+
+    assert main(["body-model", "standin", "--blend-shapes", "--out", str(tmp_path / "cli.pkl")]) == 0
+    assert (tmp_path / "cli.pkl").read_bytes() == path.read_bytes()
+    model = load_body_model(path)
+    assert model.posedirs.abs().max() > 0.01
+    torch.manual_seed(2)
+    poses = torch.randn(16, 72) * 0.6
+    betas = torch.randn(1, 10)
+    out = model(global_orient=poses[:, :3], body_pose=poses[:, 3:], betas=betas.expand(16, 10),
+                transl=torch.zeros(16, 3))
+    joints, face_pts = KeypointLayer(model, betas=betas[0].numpy())(poses)
+    torch.testing.assert_close(joints, out.joints[:, :24], atol=2e-6, rtol=0)
+    torch.testing.assert_close(face_pts, out.vertices[:, list(FACE_VERTEX_IDS)], atol=2e-6, rtol=0)
+    plain = load_body_model()
+    moved = (face_pts - KeypointLayer(plain, betas=betas[0].numpy())(poses)[1]).norm(dim=-1)
+    assert moved.max() > 0.003                                                    # metres: the correctives act
+
+
 def _fake_chumpy_modules():
     """Modules named like chumpy whose Ch pickles the way chumpy's does (__getstate__ = __dict__ minus caches)."""
     chumpy = types.ModuleType("chumpy")

@@ -7,8 +7,8 @@ import pytest
 
 from aistpp.skeleton import BONES
 from aistpp.synth import synth_multiview
-from aistpp.triangulate import (TriangulationConfig, optimize_temporal, reconstruct_keypoints3d, reprojection_errors,
-                                triangulate_robust)
+from aistpp.triangulate import (KNOWN_BAD_VIEWS, TriangulationConfig, optimize_temporal, reconstruct_keypoints3d,
+                                reprojection_errors, triangulate_robust)
 
 
 def _bone_cv(X):
@@ -17,10 +17,19 @@ def _bone_cv(X):
     return float(np.nanmean(np.nanstd(ln, 0) / np.nanmean(ln, 0)))
 
 
+def _mean_acceleration(X):
+    return float(np.nanmean(np.linalg.norm(X[2:] - 2 * X[1:-1] + X[:-2], axis=-1)))
+
+
 @pytest.mark.parametrize("index", [0, 1])
 def test_optimized_3d_beats_official_optim(tree, shared_sequences, index):
+    """Measured the official way: every view the official pipeline kept (KNOWN_BAD_VIEWS blanked), every point with
+    confidence >= 0.15 (its threshold), whether or not our robust triangulation used it. Measured here: ours
+    6.32 / 5.18 px vs official 6.86 / 5.30 px; bone CV 0.011 / 0.010 vs 0.034 / 0.020; the official objective
+    (15 px, bone weight 2) on our robust inliers gets the CV only to 0.021 / 0.014 (0.62 / 0.72 of official)."""
     seq = shared_sequences[index]
-    k2 = tree.read("keypoints2d", seq)["keypoints2d"]
+    k2 = tree.read("keypoints2d", seq)["keypoints2d"].copy()
+    k2[list(KNOWN_BAD_VIEWS.get(seq, ()))] = np.nan
     official = tree.read("keypoints3d", seq)["keypoints3d_optim"]
     cams = tree.cameras_for(seq)
     res = reconstruct_keypoints3d(k2, cams)
@@ -28,12 +37,14 @@ def test_optimized_3d_beats_official_optim(tree, shared_sequences, index):
     assert np.isfinite(ours).all()
     e_ours = reprojection_errors(ours, k2, cams)
     e_off = reprojection_errors(official, k2, cams)
-    inl = np.unpackbits(res.views_used.view(np.uint8)[..., None], axis=-1, bitorder="little")  # (N, 17, 2, 8)
-    inl = inl.reshape(res.views_used.shape + (16,))[..., :9].transpose(2, 0, 1).astype(bool)
-    assert np.nanmedian(e_ours[inl]) <= np.nanmedian(e_off[inl])
+    kept = k2[..., 2] >= 0.15
+    med_ours, med_off = np.nanmedian(e_ours[kept]), np.nanmedian(e_off[kept])
+    assert med_ours <= 0.99 * med_off, (med_ours, med_off)
+    cv_ours, cv_off = _bone_cv(ours), _bone_cv(official)
+    assert cv_ours <= 0.55 * cv_off, (cv_ours, cv_off)
+    assert _mean_acceleration(ours) <= _mean_acceleration(official)      # no jitter bought for it
     confident = k2[..., 2] >= 0.5
     assert np.nanmedian(e_ours[confident]) <= np.nanmedian(e_off[confident])
-    assert _bone_cv(ours) <= _bone_cv(official)
     assert np.median(np.linalg.norm(ours - official, axis=-1)) < 1.5
 
 

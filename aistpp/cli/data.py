@@ -20,17 +20,18 @@ def register(sub) -> None:
     p.add_argument("--music-id", metavar="ID[,ID]",
                    help="only these music ids (default: every music the corpus's sequences use)")
     p.add_argument("--overwrite", action="store_true", help="recompute features that are already cached")
+    p.add_argument("--compat", choices=("librosa-0.8.1",),
+                   help="compute the features as librosa 0.8.1 did (mint, Bailando): onset fmax 11025 Hz, reflect "
+                        "padding, 0.8.1's beat tracker; default: current librosa")
     p.set_defaults(func=cmd_add_music)
 
 
 def cmd_add_music(args) -> int:
-    import sys
-
-    from aistpp.audio import add_music_to_corpus
+    from aistpp.audio import AudioConfig, add_music_to_corpus
 
     ids = [m.strip() for m in args.music_id.split(",") if m.strip()] if args.music_id else None
     result = add_music_to_corpus(args.corpus, args.music, music_ids=ids, overwrite=args.overwrite,
-                                 progress=sys.stderr.isatty())
+                                 config=AudioConfig(compat=args.compat), progress=True)
     print(f"music features: {len(result['added'])} added, {len(result['cached'])} already cached, "
           f"{len(result['missing'])} missing")
     for mid, seqs in sorted(result["missing"].items()):

@@ -1,11 +1,10 @@
-"""Verbs of the FACT model: ``train``, ``generate``, ``evaluate``."""
+"""Verbs of the FACT model: ``train``, ``generate``, ``import-mint``, ``evaluate``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 from aistpp.errors import AistppError
@@ -40,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and windows (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--no-cache", action="store_true", help="read windows from HDF5 instead of caching in RAM")
+    p.add_argument("--sampling", choices=("slots", "mint"), default="slots",
+                   help="training windows per epoch: slots = one every 60 frames of each sequence (default), mint = "
+                        "one random window per sequence per pass, as mint trains")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -56,17 +58,37 @@ def register(sub) -> None:
                         "seed sequence's own music from --corpus)")
     p.add_argument("--corpus", metavar="DIR", help="corpus to read seed motions and music from")
     p.add_argument("--frames", type=int, default=1200, help="frames to generate (default 1200 = 20 s)")
-    p.add_argument("--snap", choices=("output", "step"), default="output",
-                   help="SVD-snap rotations in the output only (mint, default) or also at every step")
+    p.add_argument("--snap", choices=("output", "step", "none"), default="output",
+                   help="SVD-snap rotations in the output only (default), also at every step, or not at all "
+                        "(none: raw network outputs in the .npy, as mint saves them; evaluate snaps when scoring)")
+    p.add_argument("--music-align", choices=("timestamps", "start"), default="timestamps",
+                   help="a corpus seed's own music: skip rint(timestamps[0]*60/1e6) music frames (default) or "
+                        "pair motion frame 0 with music frame 0 (start: mint's preprocessing)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
+        "import-mint", help="convert a google-research/mint FACT checkpoint (TensorFlow) into an aistpp checkpoint",
+        description="Read mint's TensorFlow checkpoint (PREFIX.index + PREFIX.data-*, no TensorFlow needed) and its "
+                    "text-format model config, map every model variable into aistpp's FACT and write a checkpoint "
+                    "that 'aistpp generate' and 'aistpp evaluate' load and 'aistpp train --resume' continues "
+                    "(fresh Adam state at mint's step). Optimizer slots and global_step are skipped.")
+    p.add_argument("--checkpoint", required=True, metavar="PREFIX",
+                   help="mint checkpoint prefix (e.g. ckpt-215), its .index file, or the folder with TensorFlow's "
+                        "'checkpoint' file (its newest checkpoint)")
+    p.add_argument("--config", required=True, metavar="FILE.config",
+                   help="mint's text-format pipeline config (e.g. fact_v5_deeper_t10_cm12.config)")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="output checkpoint (.pt), or a run directory (gets checkpoints/step_<mint step>.pt)")
+    p.add_argument("--no-verify", action="store_true", help="skip the CRC32C check of the tensor data")
+    p.set_defaults(func=cmd_import_mint)
+
+    p = sub.add_parser(
         "evaluate", help="FID_k, FID_g, Dist_k, Dist_g, BeatAlign of generated motions and the ground truth",
         description="Score a folder written by 'aistpp generate' against the corpus ground truth on SMPL joints. "
-                    "--profile picks a published protocol (bailando: the common AIST++ table; fact: mint's "
-                    "scripts); the switches override single choices. Every switch is printed and stored with "
+                    "--profile picks a published protocol (bailando: Bailando's evaluation code, the common "
+                    "AIST++ table; fact: mint's published metric scripts); the switches override single choices. Every switch is printed and stored with "
                     "the result.")
     p.add_argument("--generated", required=True, metavar="DIR", help="folder of generated motions (.npy + .json)")
     p.add_argument("--corpus", required=True, metavar="DIR", help="corpus with the ground-truth motions and music")
@@ -76,16 +98,22 @@ def register(sub) -> None:
     p.add_argument("--profile", choices=("bailando", "fact"), default="bailando",
                    help="protocol defaults (default bailando)")
     p.add_argument("--accel-bug", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep fairmotion's acceleration precedence bug (fact profile) or fix it")
+                   help="keep fairmotion's acceleration precedence bug (both profiles: the peers' extractors still "
+                        "have it) or fix it")
     p.add_argument("--geometric", choices=("fixed", "buggy"), help="geometric feature constants")
     p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=None,
                    help="subtract the first frame's root (bailando) or not (fact)")
-    p.add_argument("--crop", metavar="N|none", help="frames kept per motion (bailando 1200, fact none)")
-    p.add_argument("--reference", choices=("test", "all"), help="FID reference pool: test split or all motions")
+    p.add_argument("--crop", metavar="N|none",
+                   help="generated motions: frames after the seed kept for the features (bailando 1200, fact none)")
+    p.add_argument("--gt-crop", metavar="N|none",
+                   help="ground-truth and reference motions: frames kept for the features (both profiles: none)")
+    p.add_argument("--reference", choices=("test", "all"),
+                   help="FID reference pool: the ground-truth set or all corpus motions (both profiles: all)")
     p.add_argument("--beat-align", choices=("fact", "bailando"), help="BeatAlign variant")
     p.add_argument("--test-split", metavar="NAME|FILE",
-                   help="ground-truth row (and 'test' reference pool): split name or names file (default "
-                        "crossmodal_test; 'all' = every corpus motion)")
+                   help="ground-truth row (and 'test' reference pool): split name(s) joined by '+' or a names "
+                        "file (bailando crossmodal_test, fact crossmodal_val+crossmodal_test as mint's beat "
+                        "script; 'all' = every corpus motion)")
     p.add_argument("--out", metavar="FILE", help="write the result as JSON (default GENERATED/metrics.json)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
@@ -122,7 +150,7 @@ def cmd_train(args) -> int:
                 raise AistppError(f"--preset {args.preset} differs from the run's model; resume with the preset "
                                   "it was started with", args.out)
     dataset = FACTDataset(args.corpus, split=args.split, seed=args.seed, cache=not args.no_cache,
-                          progress=sys.stderr.isatty())
+                          progress=True, sampling=args.sampling)
     info = {"corpus": str(args.corpus), "split": str(args.split), "windows": len(dataset),
             "sequences": len(dataset.sequences), "window_config": dataset.config.to_dict()}
     log.info("training %s FACT (%.1f M parameters) on %d windows of %d sequences", args.preset,
@@ -153,11 +181,22 @@ def cmd_generate(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     info = {"checkpoint": str(ck["path"]), "step": int(ck.get("step", 0))}
-    config = GenerateConfig(frames=args.frames, snap=args.snap)
+    config = GenerateConfig(frames=args.frames, snap=args.snap, music_align=args.music_align)
     for seed in seeds:
         rec = generate_to_dir(None, seed, args.music, args.out, config, corpus=args.corpus, model=model,
-                              ckpt_info=info, progress=sys.stderr.isatty())
+                              ckpt_info=info, progress=True)
         print(f"{rec['name']}: {rec['generated_frames']} frames -> {rec['paths']['npy']}")
+    return 0
+
+
+def cmd_import_mint(args) -> int:
+    from aistpp.models.mint_import import import_mint_checkpoint, save_imported_checkpoint
+
+    model = import_mint_checkpoint(args.checkpoint, args.config, verify=not args.no_verify)
+    info = model.mint_info
+    path = save_imported_checkpoint(model, args.out, info)
+    print(f"{info['checkpoint']}: {info['variables']} variables, {model.num_parameters():,} parameters, global "
+          f"step {info['global_step']} -> {path}")
     return 0
 
 
@@ -172,8 +211,14 @@ def cmd_evaluate(args) -> int:
         overrides["geometric"] = args.geometric
     if args.recentre is not None:
         overrides["recentre"] = args.recentre
-    if args.crop:
-        overrides["crop"] = None if args.crop.lower() == "none" else int(args.crop)
+    for key in ("crop", "gt_crop"):
+        value = getattr(args, key)
+        if value:
+            try:
+                overrides[key] = None if value.lower() == "none" else int(value)
+            except ValueError:
+                raise AistppError(f"--{key.replace('_', '-')} must be a frame count or 'none', got {value!r}") \
+                    from None
     if args.reference:
         overrides["reference"] = args.reference
     if args.beat_align:
@@ -184,7 +229,7 @@ def cmd_evaluate(args) -> int:
     if args.smpl_model is None:
         log.warning("no --smpl-model: using the generated stand-in body; numbers are not comparable with "
                     "published ones")
-    result = evaluate(args.generated, args.corpus, args.smpl_model, config, progress=sys.stderr.isatty())
+    result = evaluate(args.generated, args.corpus, args.smpl_model, config, progress=True)
     result["profile"] = args.profile
     out = Path(args.out) if args.out else Path(args.generated) / "metrics.json"
     atomic_write_text(out, json.dumps(result, indent=1, default=float) + "\n")

@@ -20,6 +20,9 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, metavar="PATH",
                    help="output .pkl, or a directory (writes PATH/SMPL_MALE.pkl)")
     s.add_argument("--seed", type=int, default=0, help="generator seed (default 0; the output is deterministic)")
+    s.add_argument("--blend-shapes", action="store_true",
+                   help="give it pose-corrective and all ten shape blend shapes of SMPL's magnitude (default: "
+                        "posedirs zero, two shape components)")
     s.set_defaults(func=cmd_standin)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -47,7 +50,7 @@ def register(sub) -> None:
 def cmd_standin(args) -> int:
     from aistpp.smpl.standin import write_standin
 
-    path = write_standin(args.out, seed=args.seed)
+    path = write_standin(args.out, seed=args.seed, blend_shapes=args.blend_shapes)
     log.info("wrote the stand-in SMPL model to %s", path)
     return 0
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 from pathlib import Path
 
 from aistpp.errors import AistppError
@@ -43,8 +43,9 @@ def register(sub) -> None:
                     "(on the videos with --videos, on a blank canvas otherwise), QA plots as PNG (reprojection "
                     "error per camera, views used, bone-length stability, SMPL fit error per frame) with their "
                     "numbers in NAME_qa.json, and the SMPL mesh. SOURCE is a corpus, an official annotation tree or "
-                    "a motions / keypoints3d pkl (e.g. a generated dance); or give the pkl with --motion. Existing "
-                    "files are kept (re-runs resume) unless --overwrite.")
+                    "a motions / keypoints3d pkl (e.g. a generated dance); or give the pkl with --motion. A "
+                    "product that fails on a bad input file (a video, the --compare pkl) is reported and the "
+                    "others are drawn (exit status 1). Existing files are kept (re-runs resume) unless --overwrite.")
     p.add_argument("source", nargs="?", metavar="SOURCE",
                    help="corpus directory, official annotation tree, or a motions/keypoints3d .pkl")
     p.add_argument("--sequence", metavar="NAME", help="sequence to draw (needed for a tree or a multi-sequence corpus)")
@@ -68,8 +69,9 @@ def register(sub) -> None:
     p.add_argument("--videos", metavar="DIR", help="folder of the sequence's 9 videos <video_name>.mp4 (overlays "
                                                    "are drawn on them)")
     p.add_argument("--overlay-video", action="store_true", help="also write the overlay mosaic over --frames")
-    p.add_argument("--crop", action="store_true",
-                   help="zoom every overlay view on the dancer (one fixed box per view) instead of the whole frame")
+    p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
+                   help="zoom every overlay view on the dancer, one fixed box per view (default); --no-crop draws "
+                        "the whole frame")
     p.add_argument("--smpl-model", metavar="PATH",
                    help="SMPL model file or folder for joints, mesh and fit error (default: the generated stand-in)")
     p.add_argument("--overwrite", action="store_true", help="redraw files that already exist")
@@ -88,14 +90,15 @@ def cmd_viz(args) -> int:
         raise AistppError(f"--what: unknown {', '.join(bad)}; choose from {', '.join(PRODUCTS)}")
     data = load_sequence(args.motion, None) if args.motion else load_sequence(args.source, args.sequence)
     compare = None
+    failed = {}
     if args.compare:
         cp = Path(args.compare)
-        if cp.is_file():
-            compare = load_sequence(cp)
-        elif args.source and not Path(args.source).is_file():
-            compare = load_sequence(args.source, args.compare)
-        else:
+        if not cp.is_file() and not (args.source and not Path(args.source).is_file()):
             raise AistppError("--compare must be a pkl file, or a sequence name in SOURCE", cp)
+        try:  # a bad comparison file is reported; the sequence itself is still drawn
+            compare = load_sequence(cp) if cp.is_file() else load_sequence(args.source, args.compare)
+        except AistppError as err:
+            failed["compare"] = str(err)
     needs_model = (("mesh" in what or "qa" in what) and any(d.smpl is not None for d in (data, compare) if d)) or (
         "skeleton" in what and any(d.keypoints3d is None for d in (data, compare) if d)) or args.joints == "smpl"
     body_model = load_body_model(args.smpl_model) if needs_model else None
@@ -103,10 +106,13 @@ def cmd_viz(args) -> int:
                        fmt=args.fmt, size=_size(args.size), tile=_size(args.tile), overlay_video=args.overlay_video,
                        crop=args.crop, overwrite=args.overwrite)
     written = render_sequence(data, args.out, compare=compare, body_model=body_model, config=config,
-                              videos_dir=args.videos, progress=sys.stderr.isatty())
+                              videos_dir=args.videos, progress=True)
     for product in PRODUCTS:
         for path in written.get(product, []):
             print(path)
     for product, reason in written["skipped"].items():
         log.info("skipped %s: %s", product, reason)
-    return 0
+    failed.update(written.get("failed", {}))
+    for product, reason in failed.items():
+        print(f"FAILED {product}: {reason}", file=sys.stderr)
+    return 1 if failed else 0

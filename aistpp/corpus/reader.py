@@ -1,5 +1,12 @@
 """Reading a corpus: :class:`Corpus` opens shards lazily, one handle per process (safe across ``fork`` and in
-``DataLoader`` workers: a handle opened in a parent is never used by a child)."""
+``DataLoader`` workers: a handle opened in a parent is never used by a child).
+
+Each shard is checked when this process first opens it: its size always, and its sha256 against the manifest
+when ``checksums`` says so (default ``"auto"``: shards up to :data:`CHECKSUM_AUTO_BYTES`, which costs little
+next to reading them; ``True``: every shard; ``False``: size only). A reader keeps the manifest it loaded (a
+snapshot): shards a writer retires stay on disk for a while (:mod:`aistpp.corpus.writer`), and if one is gone the
+reader re-reads the manifest once and follows the sequence to its new shard.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from aistpp.corpus.manifest import read_manifest
+from aistpp.corpus.manifest import file_sha256, read_manifest
 from aistpp.corpus.schema import FIELDS, field_name
 from aistpp.corpus.writer import read_attrs
 from aistpp.errors import AistppError
 
 DEFAULT_FIELDS = ("keypoints3d", "keypoints3d_optim", "smpl/poses", "smpl/trans", "smpl/scaling")
+CHECKSUM_AUTO_BYTES = 64 * 2**20  # checksums="auto": sha256 of shards up to this size on first open
+
+
+class _ShardGone(AistppError):
+    """A shard of this reader's manifest is no longer on disk."""
 
 
 class Corpus:
@@ -24,8 +36,11 @@ class Corpus:
     ``music(music_id)`` (N, 35) features; ``failures()`` the failed sequences and their reasons.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, checksums: bool | str = "auto"):
+        if checksums not in (True, False, "auto"):
+            raise AistppError(f"checksums must be True, False or 'auto', got {checksums!r}")
         self.root = Path(root)
+        self.checksums = checksums
         self.manifest = read_manifest(self.root)
         self._pid = os.getpid()
         self._handles: dict = {}
@@ -46,13 +61,39 @@ class Corpus:
 
             path = self.root / shard
             if not path.is_file():
-                raise AistppError("shard listed in manifest.json is missing", path)
+                raise _ShardGone("shard listed in manifest.json is missing", path)
+            self._check_shard(shard, path)
             try:
                 fh = h5py.File(path, "r")
             except OSError as err:
                 raise AistppError(f"cannot open shard ({err})", path) from None
             self._handles[shard] = fh
         return fh
+
+    def _check_shard(self, shard: str, path: Path) -> None:
+        info = self.manifest["shards"].get(shard) or self.manifest.get("retired", {}).get(shard) or {}
+        size = path.stat().st_size
+        if "bytes" in info and size != info["bytes"]:
+            raise AistppError(f"shard has {size} bytes, the manifest says {info['bytes']} (changed or truncated; "
+                              "run aistpp verify)", path)
+        full = self.checksums is True or (self.checksums == "auto" and size <= CHECKSUM_AUTO_BYTES)
+        if full and info.get("sha256") and file_sha256(path) != info["sha256"]:
+            raise AistppError("shard sha256 differs from the manifest (file changed or corrupted; run aistpp "
+                              "verify)", path)
+
+    def _open(self, key_kind: str, key: str):
+        """(entry, open shard) of a sequence or music id; a shard gone since this manifest was loaded (retired
+        and expired) makes the reader re-read the manifest once and follow the item to its current shard."""
+        for attempt in (0, 1):
+            e = self._ok_entry(key) if key_kind == "seq" else self.manifest.get("music", {}).get(key)
+            if e is None:
+                raise AistppError(f"music {key} is not in the corpus (add it with aistpp add-music)", self.root)
+            try:
+                return e, self._file(e["shard"])
+            except _ShardGone:
+                if attempt:
+                    raise
+                self.refresh()
 
     def close(self) -> None:
         if os.getpid() == self._pid:
@@ -96,6 +137,11 @@ class Corpus:
             raise AistppError(f"sequence {sequence} is not in the corpus", self.root)
         return e
 
+    def stale(self, sequence: str) -> dict[str, str]:
+        """{stage: reason} for stored stages whose input changed since they were computed (kept by a run of other
+        stages; see docs/corpus.md, "Resume by content"). Empty when everything stored is current."""
+        return dict(self._ok_entry(sequence).get("stale") or {})
+
     def failures(self) -> dict[str, str]:
         return {s: e.get("reason") or "" for s, e in sorted(self.manifest["sequences"].items())
                 if e.get("status") == "failed"}
@@ -118,8 +164,7 @@ class Corpus:
 
     def group(self, sequence: str):
         """The open h5py group of ``sequence`` (read-only; valid in this process only)."""
-        e = self._ok_entry(sequence)
-        f = self._file(e["shard"])
+        e, f = self._open("seq", sequence)
         if sequence not in f:
             raise AistppError(f"sequence {sequence} is indexed but missing from its shard", self.root / e["shard"])
         return f[sequence]
@@ -174,8 +219,6 @@ class Corpus:
 
     def music(self, music_id: str, frames: slice | None = None) -> np.ndarray:
         """(N, 35) float32 music features at 60 fps of ``music_id``."""
-        e = self.manifest.get("music", {}).get(music_id)
-        if e is None:
-            raise AistppError(f"music {music_id} is not in the corpus (add it with aistpp add-music)", self.root)
-        ds = self._file(e["shard"])["music"][music_id]["features"]
+        _, f = self._open("music", music_id)
+        ds = f["music"][music_id]["features"]
         return ds[()] if frames is None else ds[frames]

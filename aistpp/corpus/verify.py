@@ -7,14 +7,20 @@ from pathlib import Path
 
 import numpy as np
 
-from aistpp.corpus.manifest import MANIFEST, file_sha256, read_manifest, shard_index
+from aistpp.corpus.manifest import (MANIFEST, file_sha256, load_manifest_json, manifest_problems, read_manifest,
+                                    shard_index)
 from aistpp.corpus.schema import FIELDS, validate_arrays
 from aistpp.errors import AistppError
 
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify_corpus` found. ``ok`` is True when there are no errors (warnings are leftovers)."""
+    """What :func:`verify_corpus` found.
+
+    ``intact`` is True when the files agree with the manifest (no errors; warnings are leftovers a writer removes).
+    ``failed_sequences`` holds the requested sequences that failed to reconstruct (or are not in the corpus at all)
+    with their reasons; ``ok`` is True when the corpus is intact and none of them failed (or ``allow_failed``).
+    """
 
     root: str
     shards: int = 0
@@ -23,28 +29,55 @@ class VerifyReport:
     music: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failed_sequences: dict = field(default_factory=dict)
+    allow_failed: bool = False
+
+    @property
+    def intact(self) -> bool:
+        return not self.errors
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return self.intact and (self.allow_failed or not self.failed_sequences)
 
     def lines(self) -> list[str]:
         head = (f"corpus {self.root}: {self.shards} shards, {self.sequences} sequences ({self.failed} failed), "
                 f"{self.music} music tracks")
         out = [head] + [f"  ERROR {e}" for e in self.errors] + [f"  warning {w}" for w in self.warnings]
-        out.append("  OK: checksums, sizes and shapes verified" if self.ok else f"  FAILED: {len(self.errors)} error(s)")
+        out += [f"  FAILED {s}: {r}" for s, r in self.failed_sequences.items()]
+        if self.ok:
+            out.append("  OK: checksums, sizes and shapes verified"
+                       + (f" ({len(self.failed_sequences)} failed sequence(s) allowed)" if self.failed_sequences
+                          else ""))
+        else:
+            out.append(f"  FAILED: {len(self.errors)} error(s), {len(self.failed_sequences)} failed sequence(s)")
         return out
 
 
-def verify_corpus(root: str | Path, checksums: bool = True, shapes: bool = True) -> VerifyReport:
+def verify_corpus(root: str | Path, checksums: bool = True, shapes: bool = True, sequences=None,
+                  allow_failed: bool = False) -> VerifyReport:
     """Check a corpus: every shard listed exists with the recorded size and sha256; every indexed sequence is in
     its shard with datasets of the schema's shapes agreeing with the manifest (frames, views, fields); music
-    tracks are (N, 35). Unreferenced files are warnings (a writer removes them)."""
+    tracks are (N, 35). Unreferenced files are warnings (a writer removes them).
+
+    ``sequences``: the sequences that were asked for (default: every sequence in the manifest); those that failed
+    or are absent are listed in ``failed_sequences`` and make ``ok`` False unless ``allow_failed``."""
     import h5py
 
     root = Path(root)
-    manifest = read_manifest(root)
-    rep = VerifyReport(str(root), shards=len(manifest["shards"]), music=len(manifest.get("music", {})))
+    manifest = load_manifest_json(root)
+    problems = manifest_problems(manifest)
+    if problems:  # a hostile or corrupted index: reported, and no file it names is opened
+        return VerifyReport(str(root), errors=[f"{MANIFEST}: {p}" for p in problems], allow_failed=allow_failed)
+    rep = VerifyReport(str(root), shards=len(manifest["shards"]), music=len(manifest.get("music", {})),
+                       allow_failed=allow_failed)
+    wanted = sorted(manifest["sequences"]) if sequences is None else list(dict.fromkeys(sequences))
+    for seq in wanted:
+        e = manifest["sequences"].get(seq)
+        if e is None:
+            rep.failed_sequences[seq] = "not in the corpus"
+        elif e.get("status") != "ok":
+            rep.failed_sequences[seq] = e.get("reason") or "failed"
     bad_shards = set()
     for name, info in sorted(manifest["shards"].items()):
         path = root / name
@@ -59,8 +92,10 @@ def verify_corpus(root: str | Path, checksums: bool = True, shapes: bool = True)
         if checksums and file_sha256(path) != info.get("sha256"):
             rep.errors.append(f"{name}: sha256 mismatch (file changed or corrupted)")
             bad_shards.add(name)
+    retired = set(manifest.get("retired", {}))  # kept a while for readers of an older manifest: not leftovers
     for p in sorted(root.iterdir()):
-        if (shard_index(p.name) is not None and p.name not in manifest["shards"]) or p.name.startswith(".shard-"):
+        if (shard_index(p.name) is not None and p.name not in manifest["shards"] and p.name not in retired) \
+                or p.name.startswith(".shard-"):
             rep.warnings.append(f"{p.name}: not referenced by the manifest (leftover of an interrupted run)")
 
     handles: dict = {}
@@ -76,6 +111,8 @@ def verify_corpus(root: str | Path, checksums: bool = True, shapes: bool = True)
                 rep.failed += 1
                 continue
             rep.sequences += 1
+            for stage, why in sorted((e.get("stale") or {}).items()):
+                rep.warnings.append(f"{seq}: stored {stage} is stale ({why})")
             shard = e.get("shard")
             if shard not in manifest["shards"]:
                 rep.errors.append(f"{seq}: indexed in shard {shard!r}, which the manifest does not list")

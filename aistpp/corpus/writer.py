@@ -3,9 +3,12 @@
 A :class:`CorpusWriter` buffers finished sequences in memory and commits them as a *new* shard file: written
 under a temporary name, fsynced, renamed, and only then referenced by the manifest (itself replaced atomically).
 A referenced shard is never modified in place, so a run killed at any moment leaves a valid corpus: at worst an
-unreferenced temporary or shard file, which the next writer removes. Buffers are committed when they reach the
-target shard size, after ``max_pending`` sequences or ``flush_seconds``; :meth:`CorpusWriter.compact` merges small
-shards into shards near the target size (copying the stored chunks, no recompression).
+unreferenced temporary or shard file, which the next writer removes. A shard no index entry uses any more (after a
+re-run or a compaction) is *retired*, not deleted: it stays listed under ``retired`` in the manifest and on disk
+for ``retain_seconds`` (default :data:`RETAIN_SECONDS`), so a long-lived reader holding the previous manifest keeps
+reading its snapshot; a later commit deletes it. Shard numbers are never reused. Buffers are committed when they
+reach the target shard size, after ``max_pending`` sequences or ``flush_seconds``; :meth:`CorpusWriter.compact`
+merges small shards into shards near the target size (copying the stored chunks, no recompression).
 
 Only one writer may hold a corpus at a time (an exclusive ``flock`` on ``.writer.lock``).
 """
@@ -26,10 +29,12 @@ from aistpp.corpus.manifest import (MANIFEST, config_hash, file_sha256, is_corpu
 from aistpp.corpus.schema import FIELDS, MUSIC_DIM, chunk_shape, validate_arrays
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
+from aistpp.naming import check_sequence_name, check_token
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TARGET_SHARD_BYTES = 512 * 2**20
+RETAIN_SECONDS = 3600.0  # how long a retired shard stays readable for readers of an older manifest
 
 
 def _h5py():
@@ -93,7 +98,8 @@ class CorpusWriter:
     """
 
     def __init__(self, root: str | Path, target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES,
-                 max_pending: int = 16, flush_seconds: float = 120.0, compression: str = "gzip"):
+                 max_pending: int = 16, flush_seconds: float = 120.0, compression: str = "gzip",
+                 retain_seconds: float = RETAIN_SECONDS):
         if compression not in ("gzip", "lzf"):
             raise AistppError(f"unknown compression {compression!r}; expected gzip or lzf")
         self.root = Path(root)
@@ -103,6 +109,7 @@ class CorpusWriter:
             raise AistppError("directory is not empty and is not a corpus (no manifest.json)", self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_pending = int(max_pending)
+        self.retain_seconds = float(retain_seconds)
         self.flush_seconds = float(flush_seconds)
         self.compression = compression
         self._lock_fh = self._lock()
@@ -133,8 +140,9 @@ class CorpusWriter:
         return fh
 
     def _cleanup(self) -> None:
-        """Remove leftovers of a killed run: temporary files and shards the manifest does not reference."""
-        referenced = set(self.manifest["shards"])
+        """Remove leftovers of a killed run: temporary files and shards the manifest does not reference (retired
+        shards are referenced until they expire)."""
+        referenced = set(self.manifest["shards"]) | set(self.manifest.get("retired", {}))
         for p in self.root.iterdir():
             stale_tmp = p.name.startswith(".shard-") or p.name.startswith(f".{MANIFEST}.")
             stale_shard = shard_index(p.name) is not None and p.name not in referenced
@@ -144,14 +152,37 @@ class CorpusWriter:
                     p.unlink()
 
     def _next_shard(self) -> str:
-        used = [shard_index(n) for n in self.manifest["shards"]]
+        """A shard name never used before in this corpus (a reader of an old manifest can never meet another
+        file under a name it knows)."""
+        used = [shard_index(n) for n in list(self.manifest["shards"]) + list(self.manifest.get("retired", {}))]
         used += [shard_index(p.name) for p in self.root.glob("shard-*.h5")]
+        used += [int(self.manifest.get("last_shard_index", -1))]
         used = [i for i in used if i is not None]
-        return shard_name(max(used) + 1 if used else 0)
+        index = max(used) + 1 if used else 0
+        self.manifest["last_shard_index"] = index
+        return shard_name(index)
 
     # -- queries ------------------------------------------------------------------------------------------------
     def entry(self, sequence: str) -> dict | None:
         return self.manifest["sequences"].get(sequence)
+
+    def read_stored(self, sequence: str, fields) -> dict:
+        """Arrays of the committed copy of ``sequence`` (to carry fields a partial re-run does not recompute)."""
+        from aistpp.corpus.schema import field_name
+
+        e = self.entry(sequence)
+        if not e or e.get("status") != "ok" or not e.get("shard"):
+            raise AistppError(f"sequence {sequence} has no stored result to keep", self.root)
+        h5py = _h5py()
+        out = {}
+        with h5py.File(self.root / e["shard"], "r") as f:
+            grp = f[sequence]
+            for name in fields:
+                name = field_name(name)
+                ds = grp[name]
+                out[name] = (np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], object)
+                             if FIELDS[name][1] is str else ds[()])
+        return out
 
     def is_done(self, sequence: str, config_hash_: str | None = None) -> bool:
         """True if ``sequence`` is stored with status ok (and, when given, with this config hash)."""
@@ -160,12 +191,18 @@ class CorpusWriter:
 
     # -- writing ------------------------------------------------------------------------------------------------
     def add_sequence(self, sequence: str, arrays: dict, attrs: dict | None = None, config: dict | None = None,
-                     stats: dict | None = None, tool_version: str = __version__) -> None:
+                     stats: dict | None = None, tool_version: str = __version__, stages: dict | None = None,
+                     stale: dict | None = None) -> None:
         """Buffer one finished sequence. ``arrays`` use the names of :data:`aistpp.corpus.schema.FIELDS` (or the
         flat aliases ``smpl_poses``...); ``attrs`` are the sequence attributes; ``config`` the dict of every stage
-        config that produced it (hashed for resume); ``stats`` small summary numbers (shown by ``info``)."""
+        config that produced it (hashed for resume); ``stats`` small summary numbers (shown by ``info``);
+        ``stages`` the per-stage records {stage: {"hash", "config"}} resume compares by content; ``stale``
+        {stage: reason} for kept fields whose input changed since they were computed."""
+        check_sequence_name(sequence, self.root)
         arrays, frames, views = validate_arrays(arrays, where=f"{sequence}: ")
         attrs = dict(attrs or {})
+        if attrs.get("setting"):  # exports name camera files after it
+            check_token(attrs["setting"], "camera setting", self.root)
         attrs.setdefault("sequence", sequence)
         attrs["frames"] = int(frames)
         if views is not None:
@@ -176,6 +213,10 @@ class CorpusWriter:
                  "fields": sorted(arrays), "attrs": plain(attrs), "config": config,
                  "config_hash": config_hash(config), "tool_version": tool_version, "finished_at": now_iso(),
                  "stats": plain(stats or {})}
+        if stages:
+            entry["stages"] = plain(stages)
+        if stale:
+            entry["stale"] = plain(stale)
         self._pending = [p for p in self._pending if not (p[0] == "seq" and p[1] == sequence)]
         self._pending.append(("seq", sequence, arrays, attrs, entry))
         self._pending_bytes += sum(int(a.nbytes) for a in arrays.values() if a.dtype != object)
@@ -185,6 +226,7 @@ class CorpusWriter:
                     tool_version: str = __version__) -> None:
         """Record that ``sequence`` failed (committed with the next manifest write; any stored data of an earlier
         successful run stays in its shard but is no longer indexed)."""
+        check_sequence_name(sequence, self.root)
         config = plain(config or {})
         entry = {"status": "failed", "shard": None, "reason": " ".join(str(reason).split()), "frames": 0,
                  "views": None, "fields": [], "attrs": plain(attrs or {"sequence": sequence}), "config": config,
@@ -195,7 +237,9 @@ class CorpusWriter:
         self._maybe_flush()
 
     def add_music(self, music_id: str, features, config: dict | None = None, fps: float = 60.0) -> None:
-        """Buffer the music features of ``music_id``: (N, 35) float32 at ``fps`` (stored as ``music/<id>``)."""
+        """Buffer the music features of ``music_id``: (N, 35) float32 at ``fps`` (stored as ``music/<id>``); ``config``
+        (how they were computed) goes to the manifest entry and the group's attrs."""
+        check_token(music_id, "music id", self.root)
         feats = np.asarray(features, np.float32)
         if feats.ndim != 2 or feats.shape[1] != MUSIC_DIM:
             raise AistppError(f"music {music_id}: features have shape {feats.shape}, expected (N, {MUSIC_DIM})")
@@ -203,8 +247,8 @@ class CorpusWriter:
         entry = {"shard": None, "frames": int(feats.shape[0]), "fps": float(fps), "config": config,
                  "config_hash": config_hash(config), "tool_version": __version__, "finished_at": now_iso()}
         self._pending = [p for p in self._pending if not (p[0] == "music" and p[1] == music_id)]
-        self._pending.append(("music", music_id, {"features": feats}, {"music_id": music_id, "fps": float(fps)},
-                              entry))
+        self._pending.append(("music", music_id, {"features": feats},
+                              {"music_id": music_id, "fps": float(fps), "config": config}, entry))
         self._pending_bytes += int(feats.nbytes)
         self._maybe_flush()
 
@@ -256,15 +300,25 @@ class CorpusWriter:
         return name
 
     def _drop_unreferenced(self) -> None:
-        """Forget shards no index entry points to any more (files are removed after the manifest commit)."""
+        """Retire shards no index entry points to any more: they leave ``shards`` for ``retired`` (with the time),
+        and their files are deleted once ``retain_seconds`` have passed (:meth:`_collect_garbage`)."""
         used = {e.get("shard") for e in self.manifest["sequences"].values()}
         used |= {e.get("shard") for e in self.manifest["music"].values()}
+        retired = self.manifest.setdefault("retired", {})
         for name in [n for n in self.manifest["shards"] if n not in used]:
             del self.manifest["shards"][name]
+            retired[name] = {"retired_at": now_iso(), "retired_unix": time.time()}
+        expired = [n for n, r in retired.items()
+                   if time.time() - float(r.get("retired_unix", 0)) >= self.retain_seconds]
+        for name in expired:
+            del retired[name]
             self._garbage.append(name)
 
     def _collect_garbage(self) -> None:
+        """Delete the files of expired retired shards (after the manifest that forgets them is committed)."""
         for name in self._garbage:
+            if shard_index(name) is None:  # never: manifests are checked on load; belt and braces
+                continue
             with contextlib.suppress(FileNotFoundError):
                 (self.root / name).unlink()
         self._garbage.clear()
@@ -334,6 +388,9 @@ class CorpusWriter:
             return
         try:
             self.flush()
+            self._drop_unreferenced()  # retired shards whose time is up
+            if self._garbage:
+                write_manifest(self.root, self.manifest)
             self._collect_garbage()
         finally:
             self._lock_fh.close()

@@ -29,12 +29,11 @@ import numpy as np
 import torch
 
 from aistpp.errors import AistppError
-from aistpp.naming import parse_genres, parse_name
-from aistpp.splits import crossmodal_subset, pose_subset
+from aistpp.naming import parse_name
+from aistpp.splits import SPLIT_NAMES  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("crossmodal_train", "crossmodal_val", "crossmodal_test", "pose_train", "pose_test")
 # Item keys (flat names) whose leading (or, for 2D, second) axis is the frame axis; collate pads these.
 FRAME_AXIS = {"keypoints2d": 1, "det_scores": 1, "timestamps": 0, "keypoints3d": 0, "keypoints3d_optim": 0,
               "views_used": 0, "reprojection_error": 0, "smpl_poses": 0, "smpl_trans": 0,
@@ -68,38 +67,10 @@ def select_sequences(corpus, split=None, genres=None, ignore=True) -> list[str]:
             and the pipeline from the official ignore list); False keeps them; a path to an ``ignore_list.txt``
             or an iterable of names drops those (and the flagged ones).
     """
+    from aistpp import splits
+
     corpus = _open_corpus(corpus)
-    names = corpus.sequences()
-    if split is not None and not isinstance(split, (str, Path)):
-        wanted = [parse_name(n).sequence for n in split]
-        present = set(names)
-        absent = [n for n in wanted if n not in present]
-        if absent:
-            log.warning("%d of %d requested sequences are not in the corpus (e.g. %s)", len(absent), len(wanted),
-                        absent[0])
-        names = [n for n in wanted if n in present]
-    elif split is not None:
-        split_str = str(split)
-        if split_str in SPLIT_NAMES:
-            kind, subset = split_str.split("_")
-            rule = crossmodal_subset if kind == "crossmodal" else pose_subset
-            names = [n for n in names if rule(parse_name(n)) == subset]
-        else:
-            path = Path(split)
-            if not path.is_file():
-                raise AistppError(f"unknown split {split_str!r}: not one of {', '.join(SPLIT_NAMES)} and not a "
-                                  "split file")
-            wanted = _read_names(path)
-            present = set(names)
-            absent = [n for n in wanted if n not in present]
-            if absent:
-                log.warning("%s: %d of %d sequences are not in the corpus (e.g. %s)", path, len(absent),
-                            len(wanted), absent[0])
-            names = [n for n in wanted if n in present]
-    if genres is not None:
-        codes = parse_genres(genres) if isinstance(genres, str) else tuple(genres)
-        if codes:
-            names = [n for n in names if parse_name(n).genre in codes]
+    names = splits.select_sequences(corpus.sequences(), split, genres, missing="drop", where="the corpus")
     if ignore is not False and ignore is not None:
         dropped = {n for n in names if (corpus.attrs(n).get("quality") or {}).get("ignore_list")}
         if ignore is not True:
@@ -269,14 +240,20 @@ def collate_sequences(items: list[dict]) -> dict:
     return out
 
 
+SAMPLINGS = ("slots", "mint")
+
+
 @dataclass(frozen=True)
 class FACTWindowConfig:
     """FACT training windows; defaults are mint's ``fact_v5_deeper_t10_cm12`` (60 fps frames).
 
     ``target_shift`` (default = ``seed_frames``): the target starts this many frames after the window start.
-    ``stride``: spacing of window slots per sequence (one epoch has ``(L - W) // stride + 1`` windows per
-    sequence); with ``random_windows`` each slot's start is drawn uniformly from ``0 .. L - W`` (mint samples a
-    uniform start per example), otherwise the slot's own grid start is used (deterministic evaluation).
+    ``sampling``: ``"slots"`` (default): ``(L - W) // stride + 1`` window slots per sequence and epoch (``stride``
+    = their spacing), so a sequence weighs in proportion to its length; with ``random_windows`` each slot's start
+    is drawn uniformly from ``0 .. L - W``, otherwise the slot's own grid start is used (deterministic
+    evaluation). ``"mint"``: one window per sequence per epoch with a uniform random start (mint's input pipeline
+    draws one random crop of each sequence per pass over its tfrecords), every sequence weighing the same;
+    ``stride`` and ``random_windows`` play no part.
     """
 
     seed_frames: int = 120
@@ -287,11 +264,15 @@ class FACTWindowConfig:
     random_windows: bool = True
     seed: int = 0
     pad: bool = True
+    sampling: str = "slots"
 
     def __post_init__(self):
         for k in ("seed_frames", "audio_frames", "target_frames", "stride"):
             if int(getattr(self, k)) < 1:
                 raise AistppError(f"FACTDataset: {k} must be >= 1, got {getattr(self, k)}")
+        if self.sampling not in SAMPLINGS:
+            raise AistppError(f"FACTDataset: sampling must be one of {', '.join(SAMPLINGS)}, "
+                              f"got {self.sampling!r}")
 
     @property
     def shift(self) -> int:
@@ -323,6 +304,8 @@ class FACTDataset(torch.utils.data.Dataset):
             applied).
         cache: read every sequence's motion (encoded, float32, (N, 225) ~ 0.9 kB/frame) and music into memory
             in the constructor; otherwise each window reads only its frames from HDF5 and encodes them.
+        sampling: ``"slots"`` (windows every ``stride`` frames) or ``"mint"`` (one random window per sequence
+            per epoch); see :class:`FACTWindowConfig`.
     Sequences without SMPL, without music or shorter than a window are skipped (logged, :attr:`skipped`);
     music shorter than the motion is reported (:attr:`alignment`) and only frames with music are used.
     """
@@ -330,11 +313,11 @@ class FACTDataset(torch.utils.data.Dataset):
     def __init__(self, corpus, split="crossmodal_train", seed_frames: int = 120, audio_frames: int = 240,
                  target_frames: int = 20, stride: int = 60, random_windows: bool = True, seed: int = 0,
                  genres=None, ignore=True, cache: bool = True, target_shift: int | None = None,
-                 pad: bool = True, progress: bool = False):
+                 pad: bool = True, progress: bool = False, sampling: str = "slots"):
         from aistpp.audio import align_music
 
         self.config = FACTWindowConfig(seed_frames, audio_frames, target_frames, target_shift, stride,
-                                       random_windows, seed, pad)
+                                       random_windows, seed, pad, sampling)
         self.corpus = _open_corpus(corpus)
         self.cache = bool(cache)
         self._epoch_shared = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -376,7 +359,10 @@ class FACTDataset(torch.utils.data.Dataset):
         self.music_ids = music_of
         self._offsets = np.asarray(offsets, np.int64)
         self._max_start = np.asarray(usable, np.int64) - w  # per sequence
-        n_slots = self._max_start // self.config.stride + 1
+        if self.config.sampling == "mint":
+            n_slots = np.ones(len(seqs), np.int64)
+        else:
+            n_slots = self._max_start // self.config.stride + 1
         self._slot_seq = np.repeat(np.arange(len(seqs)), n_slots)
         self._slot_grid = np.concatenate([np.arange(k) * self.config.stride for k in n_slots])
         self._starts_epoch = None
@@ -403,7 +389,7 @@ class FACTDataset(torch.utils.data.Dataset):
         """(len,) int64 start frame of every window of the current epoch."""
         epoch = self.epoch
         if self._starts_epoch != epoch:
-            if self.config.random_windows:
+            if self.config.random_windows or self.config.sampling == "mint":
                 rng = np.random.default_rng([self.config.seed, epoch])
                 self._starts = rng.integers(0, self._max_start[self._slot_seq] + 1)
             else:
@@ -428,7 +414,7 @@ class FACTDataset(torch.utils.data.Dataset):
     def _fill_cache(self, progress: bool) -> None:
         """Encoded motion of every sequence in one (sum N, 225) float32 array (+ row offsets), music features of
         every music id in one (sum M, 35) array: one gather per batch, shared copy-on-write by forked workers."""
-        from tqdm import tqdm
+        from aistpp.progress import tqdm
 
         frames = [int(self.corpus.group(s)["smpl/poses"].shape[0]) for s in self.sequences]
         dim = 225 if self.config.pad else 219

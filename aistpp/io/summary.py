@@ -12,18 +12,26 @@ KINDS = ("keypoints2d", "keypoints3d", "motions")
 
 
 def summarize_tree(tree: AnnotationTree, max_files: int | None = None) -> dict:
-    """Summarize ``tree``. Reads every annotation pkl (or the first ``max_files`` per kind) and raises
-    :class:`AistppError` on the first malformed file or camera setting."""
-    mapping = tree.mapping() if tree.mapping_path.exists() else {}
+    """Summarize ``tree``. Reads every annotation pkl (or the first ``max_files`` per kind) and every camera
+    setting; a malformed file is reported in ``problems`` (one line naming the file) and the rest is summarized."""
+    problems: list[str] = []
+    try:
+        mapping = tree.mapping() if tree.mapping_path.exists() else {}
+    except AistppError as err:
+        problems.append(str(err))
+        mapping = {}
     settings = tree.settings()
     if not settings:
-        raise AistppError("no camera settings (setting*.json) in cameras/", tree.cameras_dir)
+        problems.append(str(AistppError("no camera settings (setting*.json) in cameras/", tree.cameras_dir)))
     for s in settings:
-        tree.cameras(s)  # validates every camera file
+        try:
+            tree.cameras(s)  # validates every camera file
+        except AistppError as err:
+            problems.append(str(err))
     missing_settings = sorted(set(mapping.values()) - set(settings))
     if missing_settings:
-        raise AistppError(f"mapping.txt names settings with no camera file: {', '.join(missing_settings)}",
-                          tree.mapping_path)
+        problems.append(str(AistppError(f"mapping.txt names settings with no camera file: "
+                                        f"{', '.join(missing_settings)}", tree.mapping_path)))
     out: dict = {
         "root": str(tree.root),
         "mapping_sequences": len(mapping),
@@ -32,13 +40,19 @@ def summarize_tree(tree: AnnotationTree, max_files: int | None = None) -> dict:
         "ignore_list": len(tree.ignore_list()),
         "splits": sorted(p.stem for p in (tree.root / "splits").glob("*.txt")),
         "files": {},
+        "problems": problems,
     }
     for kind in KINDS:
         seqs = tree.sequences(kind)
-        stats = {"count": len(seqs), "frames": 0, "shapes": {}, "nan_fraction": {}}
+        stats = {"count": len(seqs), "frames": 0, "shapes": {}, "nan_fraction": {}, "unreadable": 0}
         nan_counts: dict[str, list[int]] = {}
         for seq in seqs[:max_files]:
-            data = tree.read(kind, seq)
+            try:
+                data = tree.read(kind, seq)
+            except AistppError as err:
+                problems.append(str(err))
+                stats["unreadable"] += 1
+                continue
             for key, arr in data.items():
                 if not isinstance(arr, np.ndarray):
                     continue
@@ -63,7 +77,10 @@ def format_summary(summary: dict) -> list[str]:
     for kind, st in summary["files"].items():
         shapes = "; ".join(f"{k} {s}" for k, s in st["shapes"].items())
         nan = ", ".join(f"{k} {v:.2%}" for k, v in st["nan_fraction"].items())
-        lines.append(f"  {kind}: {st['count']} files, {st['frames']} frames" + (f"; {shapes}" if shapes else ""))
+        lines.append(f"  {kind}: {st['count']} files, {st['frames']} frames" + (f"; {shapes}" if shapes else "")
+                     + (f"; {st['unreadable']} unreadable" if st.get("unreadable") else ""))
         if nan:
             lines.append(f"    NaN: {nan}")
+    for p in summary.get("problems", []):
+        lines.append(f"  PROBLEM {p}")
     return lines

@@ -1,5 +1,6 @@
 """FACT in PyTorch: the model (:mod:`.fact`), the trainer (:mod:`.train`), autoregressive generation
-(:mod:`.generate`), the published metrics (:mod:`.metrics`) and the demo's last step (:mod:`.demo`).
+(:mod:`.generate`), the published metrics (:mod:`.metrics`), the demo's last step (:mod:`.demo`) and the import of
+mint's TensorFlow checkpoints (:mod:`.mint_import`, reading bundles with :mod:`.tf_checkpoint`).
 
     from aistpp.models import build_fact, train, TrainConfig, generate_motion, evaluate
     model = build_fact("paper")          # mint fact_v5_deeper_t10_cm12, 120,406,977 parameters
@@ -25,6 +26,7 @@ _LAZY = {
     "GenerateConfig": "aistpp.models.generate",
     "generate_motion": "aistpp.models.generate",
     "generate_to_dir": "aistpp.models.generate",
+    "import_mint_checkpoint": "aistpp.models.mint_import",
     "EvalConfig": "aistpp.models.metrics",
     "kinetic_features": "aistpp.models.metrics",
     "geometric_features": "aistpp.models.metrics",

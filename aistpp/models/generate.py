@@ -2,12 +2,17 @@
 
 Step ``i`` feeds the current motion window (``motion_len`` frames) and music frames ``[i, i + audio_len)``, keeps
 the first predicted frame, appends it to the motion window and drops the oldest frame. The seed window covers
-music frames ``[0, motion_len)``, so generated frame ``i`` is frame ``motion_len + i`` of the sequence. As in mint,
+music frames ``[0, motion_len)``, so generated frame ``i`` is frame ``motion_len + i`` of the sequence.
+
+Music of a corpus sequence (no ``music`` given): motion frame 0 is paired with music frame
+``rint(timestamps[0] * 60 / 1e6)`` (the time of the sequence's first video frame, 0 for most sequences);
+``GenerateConfig(music_align="start")`` pairs it with music frame 0, as mint's preprocessing does. As in mint,
 generation stops early when the music runs out (fewer than ``audio_len`` frames left).
 
 Output of :func:`generate_to_dir`, one set per sequence ``NAME = <seed sequence>_<music id>``:
 
-    NAME.npy    (motion_len + F, 225) float32: seed + generated FACT vectors, rotations snapped to SO(3) (SVD)
+    NAME.npy    (motion_len + F, 225) float32: seed + generated FACT vectors, rotations snapped to SO(3) (SVD;
+                ``snap="none"``: raw network outputs, as mint saves them)
     NAME.pkl    official motions format (smpl_poses (N, 72), smpl_trans (N, 3) cm, smpl_scaling (1,))
     NAME.json   seed sequence, music id, seed_frames, generated frames, music beat frames (on NAME's frame
                 axis), checkpoint, config, tool version -- what ``aistpp evaluate`` needs
@@ -36,16 +41,24 @@ class GenerateConfig:
     """frames: frames to generate after the seed (mint: 1200 = 20 s).
     snap: "output" snaps rotation blocks to the nearest rotation (SVD) in the written result only (mint's
     evaluation does this when it converts to axis-angle); "step" also snaps every predicted frame before it is
-    fed back."""
+    fed back; "none" keeps the raw network outputs in NAME.npy (what mint saves; the .pkl and ``aistpp
+    evaluate`` still snap when they decode rotations).
+    music_align: where the seed sequence's own music starts: "timestamps" skips ``rint(timestamps[0] * 60 /
+    1e6)`` music frames (the corpus' first video frame time), "start" pairs motion frame 0 with music frame 0
+    (mint's preprocessing)."""
 
     frames: int = 1200
     snap: str = "output"
+    music_align: str = "timestamps"
 
     def __post_init__(self):
         if self.frames < 1:
             raise AistppError(f"GenerateConfig: frames must be >= 1, got {self.frames}")
-        if self.snap not in ("output", "step"):
-            raise AistppError(f"GenerateConfig: snap must be 'output' or 'step', got {self.snap!r}")
+        if self.snap not in ("output", "step", "none"):
+            raise AistppError(f"GenerateConfig: snap must be 'output', 'step' or 'none', got {self.snap!r}")
+        if self.music_align not in ("timestamps", "start"):
+            raise AistppError(f"GenerateConfig: music_align must be 'timestamps' or 'start', got "
+                              f"{self.music_align!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -75,7 +88,7 @@ def generate_motion(model, seed_motion, audio, frames: int = 1200, snap: str = "
 
     Returns:
         (motion_len + F, 225) or (B, motion_len + F, 225) float32: the seed followed by the F generated frames,
-        rotation blocks snapped to SO(3).
+        rotation blocks snapped to SO(3) (raw network outputs with ``snap="none"``).
     """
     cfg = model.config
     seed = torch.as_tensor(np.asarray(seed_motion), dtype=torch.float32)
@@ -101,7 +114,7 @@ def generate_motion(model, seed_motion, audio, frames: int = 1200, snap: str = "
     window = seed.to(device)
     aud = aud.to(device)
     out = []
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     for i in tqdm(range(n), desc="generate", unit="frame", disable=not progress):
         pred = model(window, aud[:, i:i + cfg.audio_len])[:, :1]  # (B, 1, 225)
@@ -110,7 +123,9 @@ def generate_motion(model, seed_motion, audio, frames: int = 1200, snap: str = "
         out.append(pred)
         window = torch.cat([window[:, 1:], pred], dim=1)
     result = torch.cat([seed.to(device)] + out, dim=1).cpu()
-    result = snap_rotations(result).numpy().astype(np.float32)
+    if snap != "none":
+        result = snap_rotations(result)
+    result = result.numpy().astype(np.float32)
     return result[0] if single else result
 
 
@@ -214,7 +229,7 @@ def generate_to_dir(checkpoint, seed: str, music: str | None, out_dir, config: G
         if s["music_id"] is None:
             raise AistppError(f"seed {seed}: no music id in its name; pass --music")
         mid, feats = load_music(s["music_id"], corpus)
-        offset = s["offset"]
+        offset = s["offset"] if config.music_align == "timestamps" else 0
     else:
         mid, feats = load_music(music, corpus)
     feats = feats[offset:]

@@ -1,28 +1,37 @@
 """The AIST++ motion-generation metrics: FID_k, FID_g, Dist_k, Dist_g, BeatAlign, on SMPL joints.
 
 Own vectorized implementations of the published code, with every known variant behind an explicit switch
-(:class:`EvalConfig`), recorded with every result:
+(:class:`EvalConfig`), recorded with every result; :meth:`EvalConfig.preset` ``"bailando"`` (default) reproduces
+Bailando's evaluation code, ``"fact"`` mint's published metric scripts (docs/models.md: what each reproduces and
+what no published code fixes).
 
 * kinetic features (72 = 24 joints x [horizontal kinetic energy, vertical kinetic energy, energy expenditure];
   fairmotion / aistplusplus_api ``features/kinetic.py``): mean over frames 1..N-1 of the squared norm of the
   velocity averaged over a +-2 frame window (60 fps, y up), and of the norm of the window-averaged acceleration.
-  ``accel_bug=True`` keeps fairmotion's precedence bug ``v1 = p[k] - p[k-1] / frame_time`` (aistplusplus_api
-  before its fix); False uses ``(p[k] - p[k-1]) / frame_time``.
+  ``accel_bug=True`` keeps the operator-precedence bug ``v1 = p[k] - p[k-1] / frame_time`` of fairmotion's
+  ``calc_average_acceleration``, which aistplusplus_api (hence mint's scripts) and Bailando's
+  ``utils/features/utils.py`` still contain (no commit of theirs fixed it); False uses
+  ``(p[k] - p[k-1]) / frame_time``. With the bug the energy features depend on where the body stands (``p[k]``
+  enters unscaled), so they are NOT translation-invariant: recentring changes them (several-fold on AIST++
+  motions).
 * geometric features (32 boolean relations averaged over frames 1..N-1; fairmotion ``features/manual.py``, its
   velocities use 1/120 s per frame as the original does). ``geometric="fixed"``: the body-size constants
   (humerus length, shoulder and hip width) measured between the right SMPL template joints (aistplusplus_api
-  fix, Bailando ``manual_new.py``); ``"buggy"``: the original constants, measured between shifted joints
-  (head-lshoulder, head-relbow, lhip-rknee; the FACT paper's FID_g).
+  ``manual.py`` after its fix, Bailando ``manual_new.py``; what mint's scripts and Bailando use); ``"buggy"``: the
+  constants measured between shifted joints (head-lshoulder, head-relbow, lhip-rknee) as in Bailando's old
+  ``manual.py``. It is not the pre-fix aistplusplus_api extractor (which also named the joints in another order),
+  and the extractor behind the FACT paper's FID_g was never published: no switch reproduces it.
 * FID: both feature sets normalized by the reference set's mean and std (+1e-10), then the Frechet distance of
   Gaussians fitted to them (mint ``calculate_frechet_feature_distance``; Bailando ``quantized_metrics``).
-* Dist: mean pairwise Euclidean distance of the normalized features of a set.
+* Dist: mean pairwise Euclidean distance of the normalized features of a set (Bailando ``calculate_avg_distance``).
 * BeatAlign ``"fact"`` (mint ``tools/calculate_beat_scores.py``): motion beats = local minima (order 10) of the
   summed joint speed, score = mean over motion beats of exp(-d^2 / (2 sigma^2)), d = frames to the nearest music
   beat, sigma 3. ``"bailando"`` (Bailando ``utils/beat_align_score.py``): mean joint speed (N-1 values),
   Gaussian smoothing (sigma 5), local minima, score averaged over music beats, sigma 3.
 * joints: SMPL joints 0-23 of the body posed with ``smpl_poses`` and translated by ``smpl_trans / smpl_scaling``
-  (SMPL units, about metres), as mint computes them; ``recentre=True`` subtracts the first frame's root
-  (Bailando's "zero start"; the features are translation-invariant, so it only changes rounding).
+  (SMPL units, about metres), as mint and Bailando compute them; ``recentre=True`` subtracts the first kept
+  frame's root from every frame (Bailando's "zero start"), which changes the kinetic energy features when
+  ``accel_bug`` is on.
 """
 
 from __future__ import annotations
@@ -244,13 +253,13 @@ def normalize_features(features, reference) -> tuple[np.ndarray, np.ndarray]:
     return (feat - mean) / std, (ref - mean) / std
 
 
-def fid(features, reference) -> float:
+def fid(features, reference, eps: float = 1e-6) -> float:
     """FID of a feature set (M, D) against a reference set (R, D), both normalized by the reference statistics.
-    NaN when either set has fewer than 2 samples."""
+    NaN when either set has fewer than 2 samples. ``eps``: see :func:`frechet_distance`."""
     feat, ref = normalize_features(features, reference)
     if feat.shape[0] < 2 or ref.shape[0] < 2:
         return float("nan")
-    return frechet_distance(ref.mean(0), np.cov(ref, rowvar=False), feat.mean(0), np.cov(feat, rowvar=False))
+    return frechet_distance(ref.mean(0), np.cov(ref, rowvar=False), feat.mean(0), np.cov(feat, rowvar=False), eps)
 
 
 def average_distance(features) -> float:
@@ -306,47 +315,55 @@ def beat_align_score(music_beats, motion_beats_idx, method: str = "fact", sigma:
 
 
 def sequence_beat_align(joints, music_beats, config: "EvalConfig") -> float:
-    """BeatAlign of one motion (joints (N, 24, 3)) with music beat frames on the same frame axis."""
-    beats = np.asarray(music_beats, np.int64)
+    """BeatAlign of a whole motion (joints (N, 24, 3)) with music beat frames on the same frame axis, as the peers
+    score a ground-truth motion: ``fact`` (mint ``calculate_beat_scores.py``): music beats of the frames the
+    motion has (``audio_feature[:N]``), motion beats of the whole motion; ``bailando`` (Bailando
+    ``beat_align_score.py``): music beats of the first N-1 frames (as many as speed values)."""
+    beats = np.asarray(music_beats, np.int64).ravel()
     n = len(joints)
     if config.beat_align == "fact":
         mb = motion_beats(joints, "fact", order=config.fact_beat_order)
-        return beat_align_score(beats[beats < n], mb, "fact", config.beat_sigma)
+        return beat_align_score(beats[(beats >= 0) & (beats < n)], mb, "fact", config.beat_sigma)
     mb = motion_beats(joints, "bailando", smoothing=config.bailando_smoothing)
-    return beat_align_score(beats[beats < n - 1], mb, "bailando", config.beat_sigma)
+    return beat_align_score(beats[(beats >= 0) & (beats < n - 1)], mb, "bailando", config.beat_sigma)
 
 
 def motion_beat_align(joints, music_beats, start: int, config: "EvalConfig") -> float:
-    """BeatAlign of the frames ``start`` .. (``start + crop``) of a motion (joints (N, 24, 3)), music beat frames
-    on the same frame axis. ``fact``: motion beats found on the whole motion, both beat sets kept in the range
-    (mint cuts the seed this way); ``bailando``: beats found on the range itself."""
-    beats = np.asarray(music_beats, np.int64)
-    n = len(joints) if config.crop is None else min(len(joints), start + config.crop)
+    """BeatAlign of a generated motion (joints (N, 24, 3), seed + generated) from frame ``start`` (the seed length)
+    to its end, music beat frames on the motion's frame axis. ``fact`` (mint, generated data): motion beats found
+    on the whole motion, then both beat sets kept from ``start`` on (music beats are not cut at the motion's end);
+    ``bailando``: :func:`sequence_beat_align` of the frames from ``start`` on (Bailando scores its whole output).
+    No crop: both peers score the whole generated motion."""
+    beats = np.asarray(music_beats, np.int64).ravel()
     if config.beat_align == "fact":
         mb = motion_beats(joints, "fact", order=config.fact_beat_order)
-        keep = beats[(beats >= start) & (beats < n)] - start
-        return beat_align_score(keep, mb[(mb >= start) & (mb < n)] - start, "fact", config.beat_sigma)
-    return sequence_beat_align(np.asarray(joints)[start:n], beats[beats >= start] - start, config)
+        return beat_align_score(beats[beats >= start] - start, mb[mb >= start] - start, "fact", config.beat_sigma)
+    return sequence_beat_align(np.asarray(joints)[start:], beats[beats >= start] - start, config)
 
 
 # --------------------------------------------------------------------------------------------- evaluate
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Every switch that changes the published numbers; defaults = Bailando's protocol (the source of the
-    commonly cited AIST++ table); :meth:`preset` ``"fact"`` gives mint's."""
+    """Every switch that changes the published numbers; defaults = :meth:`preset` ``"bailando"`` (Bailando's code,
+    the source of the commonly cited AIST++ table); ``"fact"`` gives mint's published metric scripts. See
+    docs/models.md for what each preset reproduces and what no published code fixes."""
 
-    accel_bug: bool = False          # fairmotion acceleration precedence bug kept (True) or fixed
+    accel_bug: bool = True           # fairmotion's acceleration precedence bug (still in aistplusplus_api, mint's
+                                     # and Bailando's extractors) kept (True) or fixed
     geometric: str = "fixed"         # "fixed" or "buggy" body constants of the geometric features
     recentre: bool = True            # subtract the first frame's root position (Bailando) or not (mint)
-    crop: int | None = 1200          # frames kept (generated part and ground truth); None = all
-    reference: str = "test"          # reference pool for FID: "test" (crossmodal_test) or "all" corpus motions
+    crop: int | None = 1200          # generated motions: frames after the seed kept for the features; None = all
+    gt_crop: int | None = None       # ground-truth and reference motions: frames kept for the features; None = all
+    reference: str = "all"           # FID reference pool: "test" (the ground-truth set) or "all" corpus motions
     beat_align: str = "bailando"     # "fact" or "bailando"
     fact_beat_order: int = 10
     bailando_smoothing: float = 5.0
     beat_sigma: float = 3.0
-    test_split: str | None = "crossmodal_test"   # ground-truth row: a split name, a names file, None = all
-    ignore_list: bool = True         # drop the official ignore list from the ground-truth sets
+    fid_eps: float = 1e-5            # diagonal offset when the covariance product is singular (mint 1e-6)
+    test_split: str | None = "crossmodal_test"   # ground-truth row: split name(s) joined by '+', a names file,
+                                                 # None = all
+    ignore_list: bool = True         # drop the official ignore list from the ground-truth and reference sets
 
     def __post_init__(self):
         body_constants(self.geometric)
@@ -354,15 +371,18 @@ class EvalConfig:
             raise AistppError(f"EvalConfig: reference must be 'test' or 'all', got {self.reference!r}")
         if self.beat_align not in ("fact", "bailando"):
             raise AistppError(f"EvalConfig: beat_align must be 'fact' or 'bailando', got {self.beat_align!r}")
-        if self.crop is not None and self.crop < 3:
-            raise AistppError("EvalConfig: crop must be >= 3 frames or None")
+        for key in ("crop", "gt_crop"):
+            value = getattr(self, key)
+            if value is not None and value < 3:
+                raise AistppError(f"EvalConfig: {key} must be >= 3 frames or None")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "EvalConfig":
         presets = {
             "bailando": {},
-            "fact": {"accel_bug": True, "geometric": "buggy", "recentre": False, "crop": None, "reference": "all",
-                     "beat_align": "fact"},
+            "fact": {"accel_bug": True, "geometric": "fixed", "recentre": False, "crop": None, "gt_crop": None,
+                     "reference": "all", "beat_align": "fact", "fid_eps": 1e-6,
+                     "test_split": "crossmodal_val+crossmodal_test"},
         }
         if name not in presets:
             raise AistppError(f"unknown metrics profile {name!r}; known: {', '.join(presets)}")
@@ -381,28 +401,93 @@ def motion_joints(body_model, smpl_poses, smpl_trans, smpl_scaling) -> np.ndarra
     return joints_from_motion(body_model, smpl_poses, trans, np.ones(1))
 
 
-def motion_features(joints, config: EvalConfig) -> dict:
-    """{"kinetic": (72,), "geometric": (32,)} of one motion after the config's crop and recentring."""
+def motion_features(joints, config: EvalConfig, crop: int | None = None) -> dict:
+    """{"kinetic": (72,), "geometric": (32,)} of one motion: its first ``crop`` frames (None = all), recentred on
+    the first kept frame's root if ``config.recentre`` (Bailando crops, then recentres)."""
     j = np.asarray(joints, np.float64)
-    if config.crop is not None:
-        j = j[:config.crop]
+    if crop is not None:
+        j = j[:crop]
     if config.recentre:
         j = j - j[:1, :1]
     return {"kinetic": kinetic_features(j, config.accel_bug), "geometric": geometric_features(j, config.geometric)}
 
 
-def score_set(features: list[dict], reference: list[dict], beat_scores: list[float]) -> dict:
+def score_set(features: list[dict], reference: list[dict], beat_scores: list[float], fid_eps: float = 1e-6
+              ) -> dict:
     """FID_k, FID_g (vs ``reference``), Dist_k, Dist_g (normalized by the reference statistics), BeatAlign."""
     out = {}
     for key, short in (("kinetic", "k"), ("geometric", "g")):
         feat = np.stack([f[key] for f in features])
         ref = np.stack([f[key] for f in reference])
-        out[f"FID_{short}"] = fid(feat, ref)
+        out[f"FID_{short}"] = fid(feat, ref, fid_eps)
         out[f"Dist_{short}"] = average_distance(normalize_features(feat, ref)[0])
     finite = [b for b in beat_scores if np.isfinite(b)]
     out["BeatAlign"] = float(np.mean(finite)) if finite else float("nan")
     out["n"] = len(features)
     return out
+
+
+def score_motions(generated, ground_truth, others=(), config: EvalConfig = EvalConfig(), progress: bool = False
+                  ) -> dict:
+    """The protocol of ``config`` on joints: the core of :func:`evaluate`, without files.
+
+    Args:
+        generated: iterable of {"name", "joints" (N, 24, 3) seed + generated, "seed_frames", "music_beats"
+            (frame indices on the motion's axis, or None)}. Features: frames after the seed, first ``config.crop``.
+        ground_truth: iterable of {"name", "joints", "music_beats" or None}: the ground-truth row (features of the
+            first ``config.gt_crop`` frames, BeatAlign of the whole motion).
+        others: iterable of joints (N, 24, 3), consumed once: the rest of the reference pool when
+            ``config.reference == "all"`` (the pool is the ground-truth set plus these).
+    Returns {"generated", "ground_truth" (metric rows), "reference" (Dist_k / Dist_g of the pool normalized by
+    itself, as Bailando's ``div_k_gt``), "reference_size", "test_sequences", "per_sequence"}.
+    """
+    from aistpp.progress import tqdm
+
+    gen_feats, gen_beats, per_seq = [], [], []
+    for item in tqdm(generated, desc="generated", disable=not progress):
+        joints = np.asarray(item["joints"], np.float64)
+        s = int(item.get("seed_frames", 0))
+        if len(joints) - s < 3:
+            log.warning("%s: %d generated frames, skipped", item["name"], len(joints) - s)
+            continue
+        gen_feats.append(motion_features(joints[s:], config, config.crop))
+        beats = item.get("music_beats")
+        ba = float("nan") if beats is None else motion_beat_align(joints, beats, s, config)
+        gen_beats.append(ba)
+        per_seq.append({"name": item["name"], "frames": int(len(joints) - s), "BeatAlign": ba})
+    test_feats, test_beats = [], []
+    for item in tqdm(ground_truth, desc="ground truth", disable=not progress):
+        joints = np.asarray(item["joints"], np.float64)
+        if len(joints) < 3:
+            continue
+        test_feats.append(motion_features(joints, config, config.gt_crop))
+        beats = item.get("music_beats")
+        test_beats.append(float("nan") if beats is None else sequence_beat_align(joints, beats, config))
+    ref_feats = list(test_feats)
+    if config.reference == "all":
+        for joints in tqdm(others, desc="reference", disable=not progress):
+            if len(joints) >= 3:
+                ref_feats.append(motion_features(joints, config, config.gt_crop))
+    if len(ref_feats) < 2:
+        log.warning("reference pool has %d motion(s): FID is undefined (NaN)", len(ref_feats))
+    reference_row = {"n": len(ref_feats)}
+    for key, short in (("kinetic", "k"), ("geometric", "g")):
+        ref = np.stack([f[key] for f in ref_feats]) if ref_feats else np.zeros((0, 1))
+        reference_row[f"Dist_{short}"] = average_distance(normalize_features(ref, ref)[0]) if len(ref) else \
+            float("nan")
+    notes = []
+    for key in ("kinetic", "geometric"):
+        if ref_feats:
+            flat = int(np.sum(np.stack([f[key] for f in ref_feats]).std(axis=0) < 1e-8))
+            if flat:
+                notes.append(f"{flat} {key} feature(s) are constant over the reference pool: the published "
+                             "normalization (std + 1e-10) makes any difference there huge")
+    return {
+        "generated": score_set(gen_feats, ref_feats, gen_beats, config.fid_eps) if gen_feats and ref_feats else {},
+        "ground_truth": (score_set(test_feats, ref_feats, test_beats, config.fid_eps) if test_feats else {}),
+        "reference": reference_row, "reference_size": len(ref_feats), "test_sequences": len(test_feats),
+        "per_sequence": per_seq, "notes": notes,
+    }
 
 
 def _read_generated(gen_dir: Path) -> list[dict]:
@@ -422,20 +507,32 @@ def _read_generated(gen_dir: Path) -> list[dict]:
     return items
 
 
+def _select(corpus, split, ignore) -> list[str]:
+    """:func:`aistpp.data.datasets.select_sequences`, with ``"a+b"`` = the union of splits a and b, in order."""
+    from aistpp.data.datasets import select_sequences
+
+    if isinstance(split, str) and "+" in split and not Path(split).is_file():
+        names: list[str] = []
+        for part in split.split("+"):
+            names += [n for n in select_sequences(corpus, part.strip(), ignore=ignore) if n not in names]
+        return names
+    return select_sequences(corpus, split, ignore=ignore)
+
+
 def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalConfig(), progress: bool = False
              ) -> dict:
     """Score generated motions (a folder written by ``aistpp generate``) and the ground truth, same switches.
 
     Rows: ``generated`` (generated frames after the seed) and ``ground_truth`` (the corpus motions of
-    ``config.test_split``); FID against the reference pool (``config.reference``). Music beats come from each
-    generated file's JSON (or the corpus music of its music id) and from the corpus music for the ground truth.
-    Returns {"generated": {...}, "ground_truth": {...}, "config": ..., "smpl_model": ..., "per_sequence": [...]}.
+    ``config.test_split``); FID against the reference pool (``config.reference``); ``reference``: Dist of the pool
+    itself. Music beats come from each generated file's JSON (or the corpus music of its music id) and from the
+    corpus music for the ground truth. See :func:`score_motions`.
+    Returns {"generated": {...}, "ground_truth": {...}, "reference": {...}, "config": ..., "smpl_model": ...,
+    "per_sequence": [...]}.
     """
     import torch
-    from tqdm import tqdm
 
     from aistpp.corpus import Corpus
-    from aistpp.data.datasets import select_sequences
     from aistpp.data.motion import decode_motion
     from aistpp.smpl import load_body_model
 
@@ -453,76 +550,43 @@ def evaluate(generated_dir, corpus, smpl_model=None, config: EvalConfig = EvalCo
             music_cache[mid] = np.flatnonzero(feats[:, -1] > 0.5)
         return music_cache[mid]
 
-    # generated
-    gen_feats, gen_beats, per_seq = [], [], []
-    for item in tqdm(_read_generated(gen_dir), desc="generated", disable=not progress):
-        poses, trans_norm = decode_motion(torch.from_numpy(item["motion"].astype(np.float32)))
-        joints = motion_joints(body, poses.numpy(), trans_norm.numpy(), np.ones(1))
-        s = item["seed_frames"]
-        gen = joints[s:]
-        if len(gen) < 3:
-            log.warning("%s: %d generated frames, skipped", item["name"], len(gen))
-            continue
-        gen_feats.append(motion_features(gen, config))
-        beats = item["meta"].get("music_beats")
-        if beats is None:
-            b = beats_of(item["music_id"])
-            beats = b  # no JSON: assume music frame 0 = seed frame 0
-        ba = float("nan") if beats is None else motion_beat_align(joints, beats, s, config)
-        gen_beats.append(ba)
-        per_seq.append({"name": item["name"], "frames": int(len(gen)), "BeatAlign": ba})
+    def generated_items():
+        for item in _read_generated(gen_dir):
+            poses, trans_norm = decode_motion(torch.from_numpy(item["motion"].astype(np.float32)))
+            beats = item["meta"].get("music_beats")
+            if beats is None:
+                beats = beats_of(item["music_id"])  # no JSON: assume music frame 0 = seed frame 0
+            yield {"name": item["name"], "seed_frames": item["seed_frames"], "music_beats": beats,
+                   "joints": motion_joints(body, poses.numpy(), trans_norm.numpy(), np.ones(1))}
 
-    # ground truth
-    def gt_set(names, with_beats):
-        feats, beats_out = [], []
-        for seq in tqdm(names, desc="ground truth", disable=not progress):
-            d = c.read(seq, ("smpl/poses", "smpl/trans", "smpl/scaling"))
-            joints = motion_joints(body, d["smpl/poses"], d["smpl/trans"], d["smpl/scaling"])
-            if len(joints) < 3:
-                continue
-            feats.append(motion_features(joints, config))
-            if with_beats:
-                mid = c.attrs(seq).get("music")
-                b = beats_of(mid)
-                if b is None:
-                    beats_out.append(float("nan"))
-                    continue
-                offset = 0
+    def joints_of(seq):
+        d = c.read(seq, ("smpl/poses", "smpl/trans", "smpl/scaling"))
+        return motion_joints(body, d["smpl/poses"], d["smpl/trans"], d["smpl/scaling"])
+
+    def ground_truth_items(names):
+        for seq in names:
+            joints = joints_of(seq)
+            b = beats_of(c.attrs(seq).get("music"))
+            if b is not None:
                 grp = c.group(seq)
                 if "timestamps" in grp and grp["timestamps"].shape[0] == len(joints):
-                    offset = int(np.rint(grp["timestamps"][0] * FPS / 1e6))
-                beats_out.append(motion_beat_align(joints, b - offset, 0, config))
-        return feats, beats_out
+                    b = b - int(np.rint(grp["timestamps"][0] * FPS / 1e6))
+            yield {"name": seq, "joints": joints, "music_beats": b}
 
-    test_names = select_sequences(c, config.test_split, ignore=config.ignore_list)
-    test_feats, test_beats = gt_set(test_names, True)
-    if config.reference == "test":
-        ref_feats = test_feats
-        ref_names = test_names
-    else:
-        ref_names = select_sequences(c, None, ignore=config.ignore_list)
-        others = [n for n in ref_names if n not in set(test_names)]
-        ref_feats = test_feats + gt_set(others, False)[0]
-    if len(ref_feats) < 2:
-        log.warning("reference pool has %d motion(s): FID is undefined (NaN)", len(ref_feats))
-    result = {
-        "generated": score_set(gen_feats, ref_feats, gen_beats) if gen_feats else {},
-        "ground_truth": score_set(test_feats, ref_feats, test_beats) if test_feats else {},
-        "reference_size": len(ref_feats), "test_sequences": len(test_feats),
-        "config": config.to_dict(), "smpl_model": str(getattr(body, "aistpp_source", smpl_model)),
-        "generated_dir": str(gen_dir), "corpus": str(c.root), "per_sequence": per_seq,
-        "notes": [],
-    }
+    test_names = _select(c, config.test_split, config.ignore_list)
+    ref_names = test_names
+    others = ()
+    if config.reference == "all":
+        ref_names = _select(c, None, config.ignore_list)
+        test_set = set(test_names)
+        others = (joints_of(n) for n in ref_names if n not in test_set)
+    result = score_motions(generated_items(), ground_truth_items(test_names), others, config, progress)
+    result.update({"config": config.to_dict(), "smpl_model": str(getattr(body, "aistpp_source", smpl_model)),
+                   "generated_dir": str(gen_dir), "corpus": str(c.root)})
     if set(ref_names) <= set(test_names):
-        result["notes"].append("the reference pool is the ground-truth set itself: its FID is 0 by construction "
+        result["notes"].insert(0, "the reference pool is the ground-truth set itself: its FID is 0 by construction "
                                "(published ground-truth rows compare the test motions with all motions: "
                                "--reference all)")
-    for key in ("kinetic", "geometric"):
-        if len(ref_feats) >= 1:
-            flat = int(np.sum(np.stack([f[key] for f in ref_feats]).std(axis=0) < 1e-8))
-            if flat:
-                result["notes"].append(f"{flat} {key} feature(s) are constant over the reference pool: the "
-                                       "published normalization (std + 1e-10) makes any difference there huge")
     if smpl_model is None:
         result["notes"].append("stand-in SMPL body: not comparable with published numbers")
     return result
@@ -532,9 +596,9 @@ METRIC_KEYS = ("FID_k", "FID_g", "Dist_k", "Dist_g", "BeatAlign")
 
 
 def format_table(result: dict) -> str:
-    """Plain-text table of the generated and ground-truth rows."""
+    """Plain-text table of the reference-pool (Dist only), ground-truth and generated rows."""
     lines = [f"{'':14s}" + "".join(f"{k:>11s}" for k in METRIC_KEYS) + f"{'n':>6s}"]
-    for row in ("ground_truth", "generated"):
+    for row in ("reference", "ground_truth", "generated"):
         r = result.get(row) or {}
         if r:
             lines.append(f"{row:14s}" + "".join(f"{r.get(k, float('nan')):11.4f}" for k in METRIC_KEYS)

@@ -13,7 +13,8 @@ Energy (summed over frames t; x = model points, y = keypoints, both cm)::
               + limit_weight * (knee / elbow hyper-extension^2) ]
 
 ``w`` = confidence or visibility weights (NaN keypoints get 0; short gaps get interpolated targets at a reduced
-weight). Initialization is closed form: scale from bone lengths, root orientation from hips and shoulders, arms and
+weight). Gross outliers (farther than 20 cm from their 7-frame temporal median) are left out of the start and of
+the per-frame stage, where nothing else tells them from a pose; the full energy sees them through the robust loss. Initialization is closed form: scale from bone lengths, root orientation from hips and shoulders, arms and
 legs by two-bone inverse kinematics with the elbow/knee as a hinge, translation from the torso. Then
 
 1. per-frame Levenberg-Marquardt (all frames batched; analytic Jacobians of the kinematic chain, 75 x 75 solves per
@@ -33,13 +34,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from aistpp.errors import AistppError
-from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer
+from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer, axis_angle_to_matrix, skew as _skew
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ class FitConfig:
 
     robust_scale_cm: float = 10.0        # Geman-McClure scale: residuals well above this stop pulling
     smooth_weight: float = 0.5           # acceleration of the joints, cm^2 per frame^2
-    pose_prior_weight: float = 0.02      # L2 on body pose (rad^2); keeps unobserved joints (hands, feet) at 0
+    pose_prior_weight: float = 0.2       # L2 on body pose (rad^2); keeps unobserved joints (hands, feet) at 0;
+                                         # chosen on known truth at 2 cm noise (tests/test_smpl_fit.py): 0.02 and
+                                         # 2.0 both give larger keypoint, joint and rotation errors
     hinge_weight: float = 1.0            # knees and elbows behave as hinges
     limit_weight: float = 10.0           # no hyper-extended knees / elbows
     lm_iterations: int = 20              # stage 1: per-frame Levenberg-Marquardt iterations
@@ -287,12 +291,6 @@ class _Problem:
         return e
 
 
-def _skew(v: torch.Tensor) -> torch.Tensor:
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(v.shape[:-1] + (3, 3))
-
-
 def right_jacobian(rotvec: torch.Tensor) -> torch.Tensor:
     """SO(3) right Jacobian (..., 3, 3): exp(rotvec + d) = exp(rotvec) exp(Jr(rotvec) d) to first order."""
     t2 = (rotvec * rotvec).sum(-1)[..., None, None]
@@ -316,10 +314,26 @@ def _ancestry(parents) -> np.ndarray:
     return m
 
 
+def _posedirs_jacobian(layer: KeypointLayer, poses: torch.Tensor, rots: torch.Tensor) -> torch.Tensor:
+    """(n, 5, 3, 72): how the face vertices move through their pose-corrective blend shapes. The posed rest vertex
+    is ``face_rest + sum_k (R_k - I) . P_k`` (R_k the local rotation of joint k >= 1) with dR_k = R_k [Jr dtheta]_x,
+    then skinned: d face = (sum_j w_j G_j) d rest."""
+    n = poses.shape[0]
+    local = poses.reshape(n, 24, 3)[:, 1:]
+    rot = axis_angle_to_matrix(local)                                                     # (n, 23, 3, 3)
+    d_rot = rot[:, :, None] @ _skew(right_jacobian(local).transpose(-1, -2))              # (n, 23, 3i, 3, 3)
+    basis = layer.face_posedirs.reshape(23, 3, 3, 5, 3)                                   # [k, a, b, v, c]
+    d_rest = torch.einsum("nkiab,kabvc->nvcki", d_rot, basis)                             # (n, 5, 3, 23, 3)
+    blend = torch.einsum("vj,njab->nvab", layer.face_weights, rots)                       # (n, 5, 3, 3)
+    out = torch.zeros(n, 5, 3, 72, dtype=poses.dtype, device=poses.device)
+    out[..., 3:] = torch.einsum("nvab,nvbki->nvaki", blend, d_rest).reshape(n, 5, 3, 69)
+    return out
+
+
 def keypoints_and_jacobian(layer: KeypointLayer, poses: torch.Tensor):
     """poses (n, 72) -> COCO-17 keypoints (n, 17, 3) at unit scale and their exact Jacobian (n, 17, 3, 72) with
-    respect to the axis-angle pose (pose-corrective blend shapes of the face vertices are left out of the
-    Jacobian; they are zero in the stand-in and tiny in SMPL)."""
+    respect to the axis-angle pose, including the face vertices' pose-corrective blend shapes (real SMPL has
+    them; the stand-in has them with ``blend_shapes=True``)."""
     n = poses.shape[0]
     rots, joints, face, per_joint = layer.kinematics(poses)
     anc = torch.as_tensor(_ancestry(layer.parents), dtype=poses.dtype, device=poses.device)
@@ -333,6 +347,10 @@ def keypoints_and_jacobian(layer: KeypointLayer, poses: torch.Tensor):
     # d p = (omega d theta) x lever  ->  column i: omega[:, :, i] x lever
     cols = torch.cross(omega.transpose(-1, -2)[:, None], lever[:, :, :, None].expand(-1, -1, -1, 3, -1), dim=-1)
     jac = cols.permute(0, 1, 4, 2, 3).reshape(n, 17, 3, 72)
+    if bool((layer.face_posedirs != 0).any()):
+        face_rows = [i for i, k in enumerate(COCO17_FROM_SMPL) if k >= 24]
+        corr = _posedirs_jacobian(layer, poses, rots)
+        jac[:, face_rows] += corr[:, [int(COCO17_FROM_SMPL[i]) - 24 for i in face_rows]]
     kp = torch.cat([joints, face], dim=1)[:, torch.as_tensor(COCO17_FROM_SMPL, device=poses.device)]
     return kp, jac
 
@@ -425,15 +443,17 @@ def _lbfgs(params, closure, iterations, history):
 
 
 def _optimize_block(layer, target, weights, config, scale0, orient0, body0, trans0, fit_scale,
-                    context=None, smooth=True):
-    """One block of frames: per-frame Levenberg-Marquardt (robust data + priors, closed-form scale), then L-BFGS
-    on the full energy (adds the temporal term and the context). Returns (orient, body, trans cm, scale,
-    world points (n, 29, 3) cm), detached."""
+                    context=None, smooth=True, lm_data=None):
+    """One block of frames: per-frame Levenberg-Marquardt (robust data + priors, closed-form scale) on ``lm_data``
+    = (target, weights) (default the block's; the caller passes them with temporal spikes removed: per frame,
+    nothing else tells a gross outlier from a pose), then L-BFGS on the full energy (adds the temporal term and the
+    context). Returns (orient, body, trans cm, scale, world points (n, 29, 3) cm), detached."""
     dev, dt = layer.rest_joints.device, layer.rest_joints.dtype
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=dt, device=dev)  # noqa: E731
     target_t, weights_t = as_t(target), as_t(weights)
+    lm_target, lm_weights = (target_t, weights_t) if lm_data is None else (as_t(lm_data[0]), as_t(lm_data[1]))
     x = torch.cat([as_t(orient0), as_t(body0), as_t(trans0) / scale0], dim=1)
-    x, scale = _levenberg_marquardt(layer, target_t, weights_t, config, scale0, x, fit_scale,
+    x, scale = _levenberg_marquardt(layer, lm_target, lm_weights, config, scale0, x, fit_scale,
                                     config.lm_iterations)
     orient = x[:, :3].clone().requires_grad_(True)
     body = x[:, 3:72].clone().requires_grad_(True)
@@ -482,6 +502,30 @@ def _gap_targets(target, w, config: FitConfig):
     return target, w_fit
 
 
+def _targets(kp, w, config: FitConfig):
+    """(targets (N, 17, 3) with short gaps bridged, their weights (N, 17)) for keypoints kp and weights w."""
+    target = np.where(w[..., None] > 0, kp, 0.0)
+    filled = _gap_targets(target, w, config)
+    return filled if filled is not None else (target, w)
+
+
+def _without_spikes(kp, w, window: int = 7, max_cm: float = 20.0):
+    """Weights (N, 17) with gross outliers zeroed for the closed-form start: keypoints farther than ``max_cm`` from
+    the median of their ``window``-frame neighbourhood (a smooth motion stays close to it at 60 fps). The robust
+    loss then keeps them from pulling; started on them, the fit would stay in their basin."""
+    n = len(kp)
+    if n < 3:
+        return w
+    half = window // 2
+    padded = np.pad(kp, ((half, half), (0, 0), (0, 0)), constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)        # (N, 17, 3, window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                               # all-NaN neighbourhoods
+        med = np.nanmedian(windows, axis=-1)
+    spike = np.linalg.norm(kp - med, axis=-1) > max_cm
+    return np.where(spike, 0.0, w)
+
+
 def fit_sequence(keypoints3d, body_model, config: FitConfig = FitConfig(), weights=None, betas=None) -> SMPLFit:
     """Fit SMPL to COCO-17 keypoints of one sequence.
 
@@ -510,26 +554,23 @@ def _fit_sequence(keypoints3d, body_model, config, weights, betas, device) -> SM
     w = np.where(np.isfinite(kp).all(-1) & np.isfinite(w), np.clip(w, 0, None), 0.0)
     if not (w > 0).any():
         raise AistppError("no valid keypoints to fit")
-    target = np.where(w[..., None] > 0, kp, 0.0)
-    fill_w = _gap_targets(target, w, config)
-    if fill_w is not None:
-        target, w_fit = fill_w
-    else:
-        w_fit = w
+    target, w_fit = _targets(kp, w, config)
+    w_init = _without_spikes(np.where(w[..., None] > 0, kp, np.nan), w)   # start and per-frame stage: no spikes
+    target_lm, w_lm = _targets(kp, w_init, config)
     layer = KeypointLayer(body_model, betas).to(device)
 
-    scale0, orient0, body0, trans0 = initialize(np.where(w[..., None] > 0, kp, np.nan), w, layer)
+    scale0, orient0, body0, trans0 = initialize(np.where(w_init[..., None] > 0, kp, np.nan), w_init, layer)
     n = len(kp)
     if n <= config.chunk_size:
         orient, body, trans, scale, _ = _optimize_block(layer, target, w_fit, config, scale0, orient0, body0, trans0,
-                                                        config.fit_scale)
+                                                        config.fit_scale, lm_data=(target_lm, w_lm))
     else:
         scale = scale0
         # 1) the scale, from frames spread over the whole sequence (no smoothness: they are not consecutive)
         if config.fit_scale:
             sub = np.unique(np.linspace(0, n - 1, min(config.scale_frames, n)).round().astype(int))
             scale = _optimize_block(layer, target[sub], w_fit[sub], config, scale0, orient0[sub], body0[sub],
-                                    trans0[sub], True, smooth=False)[3]
+                                    trans0[sub], True, smooth=False, lm_data=(target_lm[sub], w_lm[sub]))[3]
         # 2) chunks with the scale fixed; the previous chunk's last frames are fixed context (warm start)
         orient = torch.zeros(n, 3, dtype=layer.rest_joints.dtype, device=device)
         body = torch.zeros(n, 69, dtype=orient.dtype, device=device)
@@ -538,7 +579,7 @@ def _fit_sequence(keypoints3d, body_model, config, weights, betas, device) -> SM
         for start in range(0, n, config.chunk_size):
             sl = slice(start, min(n, start + config.chunk_size))
             o, b, t, _, pts = _optimize_block(layer, target[sl], w_fit[sl], config, scale, orient0[sl], body0[sl],
-                                              trans0[sl], False, context=context)
+                                              trans0[sl], False, context=context, lm_data=(target_lm[sl], w_lm[sl]))
             orient[sl], body[sl], trans[sl] = o, b, t
             context = pts[-config.chunk_context:] if config.chunk_context > 0 else None
             log.debug("fit frames %d-%d", sl.start, sl.stop)

@@ -10,6 +10,12 @@ stitched into one closed genus-0 mesh, skinned smoothly to their bone and its ne
   around the joint, summing to 1).
 - ``shapedirs``: beta 0 scales the body about the pelvis (+5 % per unit), beta 1 scales girth (+10 % per unit),
   betas 2-9 are zero. ``posedirs`` are zero (no pose-corrective blend shapes).
+- ``blend_shapes=True`` (an option, so tests exercise what real SMPL has): betas 2-9 become smooth deformations
+  (a skinning-weighted blend of small random linear maps about each joint, up to ~2 cm per unit beta, like SMPL's
+  lower components), and ``posedirs`` get pose-corrective shapes of SMPL's magnitude: each joint's 9 rotation
+  features push the surface near that joint (Gaussian falloff, 10 cm) along the direction away from it, mostly
+  0.5-4 cm at a right-angle bend; the face vertices move with the neck and head rotations. Generated from
+  ``seed`` by a separate random stream, so the plain model is unchanged.
 - The vertices smplx reads as extra joints sit where their names say: nose 332, left eye 2800, right eye 6260, left
   ear 583, right ear 4071 on the head; big toes, small toes and heels on the feet; the five finger tips on the hands
   (ids from ``smplx.vertex_ids['smplh']``).
@@ -241,8 +247,26 @@ def _regressor(vertices: np.ndarray, joints: np.ndarray, k0: int = 24) -> np.nda
     return reg
 
 
-def make_standin_model(seed: int = 0) -> dict:
-    """Generate the stand-in body model as a numpy-only dict in SMPL's pkl layout (see module docstring).
+def _blend_shapes(vertices, weights, joints, seed: int):
+    """(shapedirs for betas 2-9 (6890, 3, 8), posedirs (6890, 3, 207)) of realistic magnitude (module docstring)."""
+    rng = np.random.default_rng([seed, 14])
+    rel = vertices[:, None, :] - joints[None]                        # (V, 24, 3) vertex about each joint
+    shape = np.zeros((NUM_VERTICES, 3, NUM_BETAS - 2))
+    for k in range(NUM_BETAS - 2):
+        maps = rng.normal(0.0, 0.04, (NUM_JOINTS, 3, 3))
+        maps = 0.5 * (maps + maps.transpose(0, 2, 1))                # stretch / bulge, no rotation
+        shape[:, :, k] = np.einsum("vj,jab,vjb->va", weights, maps, rel)
+    dist = np.linalg.norm(rel, axis=-1)                              # (V, 24)
+    influence = np.exp(-0.5 * (dist / 0.10) ** 2)
+    away = rel / np.maximum(dist, 1e-9)[..., None]
+    coef = rng.normal(0.0, 0.01, (NUM_JOINTS - 1, 9))                # metres per unit rotation feature
+    pose = np.einsum("vk,vkc,kf->vckf", influence[:, 1:], away[:, 1:], coef)
+    return shape, pose.reshape(NUM_VERTICES, 3, NUM_POSE_BASIS)
+
+
+def make_standin_model(seed: int = 0, blend_shapes: bool = False) -> dict:
+    """Generate the stand-in body model as a numpy-only dict in SMPL's pkl layout (see module docstring);
+    ``blend_shapes``: non-zero pose-corrective and all ten shape blend shapes, like real SMPL.
 
     Returns keys ``v_template`` (6890, 3), ``shapedirs`` (6890, 3, 10), ``posedirs`` (6890, 3, 207),
     ``J_regressor`` (24, 6890) dense, ``weights`` (6890, 24), ``kintree_table`` (2, 24) int64, ``f`` (13776, 3)
@@ -323,12 +347,15 @@ def make_standin_model(seed: int = 0) -> dict:
     shapedirs = np.zeros((NUM_VERTICES, 3, NUM_BETAS))
     shapedirs[:, :, 0] = 0.05 * (vertices - pelvis)
     shapedirs[:, :, 1] = 0.10 * girth
+    posedirs = np.zeros((NUM_VERTICES, 3, NUM_POSE_BASIS))
+    if blend_shapes:
+        shapedirs[:, :, 2:], posedirs = _blend_shapes(vertices, weights, joints, seed)
     kintree = np.array([PARENTS, range(NUM_JOINTS)], dtype=np.int64)
     kintree[0, 0] = 4294967295  # SMPL stores the root's parent as uint32(-1)
     return {
         "v_template": vertices,
         "shapedirs": shapedirs,
-        "posedirs": np.zeros((NUM_VERTICES, 3, NUM_POSE_BASIS)),
+        "posedirs": posedirs,
         "J_regressor": j_regressor,
         "weights": weights,
         "kintree_table": kintree,
@@ -336,21 +363,21 @@ def make_standin_model(seed: int = 0) -> dict:
         "J": j_regressor @ vertices,
         "bs_style": "lbs",
         "bs_type": "lrotmin",
-        "standin": STANDIN_VERSION,
+        "standin": STANDIN_VERSION + ("-blend-shapes" if blend_shapes else ""),
     }
 
 
-def standin_bytes(seed: int = 0) -> bytes:
+def standin_bytes(seed: int = 0, blend_shapes: bool = False) -> bytes:
     """The stand-in model pickled exactly as :func:`write_standin` writes it."""
-    return pickle.dumps(make_standin_model(seed), protocol=4)
+    return pickle.dumps(make_standin_model(seed, blend_shapes), protocol=4)
 
 
-def write_standin(path: str | Path, seed: int = 0) -> Path:
+def write_standin(path: str | Path, seed: int = 0, blend_shapes: bool = False) -> Path:
     """Write the stand-in model to ``path`` (a .pkl, or a directory: ``path/SMPL_MALE.pkl``) atomically."""
     from aistpp.io.atomic import atomic_write_bytes
 
     path = Path(path)
     if path.is_dir():
         path = path / "SMPL_MALE.pkl"
-    atomic_write_bytes(path, standin_bytes(seed))
+    atomic_write_bytes(path, standin_bytes(seed, blend_shapes))
     return path

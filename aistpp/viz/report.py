@@ -18,6 +18,7 @@ Files, for a sequence NAME (what the data allows; a generated motion has no came
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -26,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from aistpp.errors import AistppError
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.atomic import atomic_write_text
+from aistpp.naming import view_name
 from aistpp.viz.sources import SequenceData, smpl_forward
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,8 @@ class VizConfig:
     when every drawn sequence has them, else SMPL joints when all have SMPL, else what each has), ``keypoints3d`` or
     ``smpl``; frames: (start, stop, step) of the animation / overlay video (stop None = end); frame: the still frame
     (None = middle); fmt: ``mp4`` or ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay
-    view; crop: zoom the overlay views on the dancer."""
+    view; crop: zoom each overlay view on the dancer (default; False draws the whole 1920x1080 frame, where the
+    dancer fills a few % of the tile)."""
 
     products: tuple[str, ...] = PRODUCTS
     joints: str = "auto"
@@ -50,8 +54,8 @@ class VizConfig:
     size: tuple[int, int] = (480, 480)
     tile: tuple[int, int] = (640, 360)
     overlay_video: bool = False
-    crop: bool = False
-    min_confidence: float = 0.15
+    crop: bool = True
+    min_confidence: float = OFFICIAL_MIN_CONFIDENCE
     overwrite: bool = False
 
     def to_dict(self) -> dict:
@@ -70,6 +74,17 @@ def _skeleton_points(data: SequenceData, joints: str, body_model) -> np.ndarray:
     return smpl_forward(body_model, data.smpl)["joints"]
 
 
+@contextlib.contextmanager
+def _reported(written: dict, product: str):
+    """A product that fails on a bad input file is reported in ``written["failed"]`` and the others are drawn."""
+    try:
+        yield
+    except AistppError as err:
+        written["failed"][product] = str(err)
+        written.pop(product, None)
+        log.warning("%s not drawn: %s", product, err)
+
+
 def render_sequence(data: SequenceData, out_dir, compare: SequenceData | None = None, body_model=None,
                     config: VizConfig = VizConfig(), videos_dir=None, progress: bool = False) -> dict:
     """Draw what ``config.products`` asks for; returns {product: [paths written or kept]} and ``skipped`` reasons.
@@ -83,7 +98,7 @@ def render_sequence(data: SequenceData, out_dir, compare: SequenceData | None = 
         raise AistppError(f"unknown products {sorted(unknown)}; expected some of {PRODUCTS}")
     if config.fmt not in ("mp4", "gif"):
         raise AistppError(f"animation format must be mp4 or gif, got {config.fmt!r}")
-    written: dict = {"skipped": {}}
+    written: dict = {"skipped": {}, "failed": {}}
     n = data.n_frames
     if n == 0:
         raise AistppError(f"{data.name}: nothing to draw")
@@ -100,69 +115,73 @@ def render_sequence(data: SequenceData, out_dir, compare: SequenceData | None = 
         return p, p.exists() and not config.overwrite
 
     if "skeleton" in config.products:
-        seqs = [data] + ([compare] if compare is not None else [])
-        kinds = [config.joints] * len(seqs)
-        if config.joints == "auto":  # one kind for all when possible, else what each sequence has
-            if all(s.keypoints3d is not None for s in seqs):
-                kinds = ["keypoints3d"] * len(seqs)
-            elif all(s.smpl is not None for s in seqs):
-                kinds = ["smpl"] * len(seqs)
-            else:
-                kinds = ["keypoints3d" if s.keypoints3d is not None else "smpl" for s in seqs]
-        path, keep = target(f"skeleton.{config.fmt}")
-        lacking = [s.name for s in seqs if s.keypoints3d is None and s.smpl is None]
-        if lacking and config.joints == "auto":
-            written["skipped"]["skeleton"] = f"no keypoints3d or SMPL motion for {', '.join(lacking)}"
-        elif not keep:
-            from aistpp.viz.animate import AnimationConfig, skeleton_animation
+        with _reported(written, "skeleton"):
+            seqs = [data] + ([compare] if compare is not None else [])
+            kinds = [config.joints] * len(seqs)
+            if config.joints == "auto":  # one kind for all when possible, else what each sequence has
+                if all(s.keypoints3d is not None for s in seqs):
+                    kinds = ["keypoints3d"] * len(seqs)
+                elif all(s.smpl is not None for s in seqs):
+                    kinds = ["smpl"] * len(seqs)
+                else:
+                    kinds = ["keypoints3d" if s.keypoints3d is not None else "smpl" for s in seqs]
+            path, keep = target(f"skeleton.{config.fmt}")
+            lacking = [s.name for s in seqs if s.keypoints3d is None and s.smpl is None]
+            if lacking and config.joints == "auto":
+                written["skipped"]["skeleton"] = f"no keypoints3d or SMPL motion for {', '.join(lacking)}"
+            elif not keep:
+                from aistpp.viz.animate import AnimationConfig, skeleton_animation
 
-            motions = [_skeleton_points(s, k, body_model) for s, k in zip(seqs, kinds)]
-            motions = [m[indices[0]:indices[-1] + 1] for m in motions]
-            skeleton_animation(path, motions, [s.name for s in seqs], fps=data.fps,
-                               config=AnimationConfig(size=config.size, stride=step or 1), progress=progress)
-        if "skeleton" not in written["skipped"]:
-            written["skeleton"] = [str(path)]
+                motions = [_skeleton_points(s, k, body_model) for s, k in zip(seqs, kinds)]
+                motions = [m[indices[0]:indices[-1] + 1] for m in motions]
+                skeleton_animation(path, motions, [s.name for s in seqs], fps=data.fps,
+                                   config=AnimationConfig(size=config.size, stride=step or 1), progress=progress)
+            if "skeleton" not in written["skipped"]:
+                written["skeleton"] = [str(path)]
 
     has_2d_geometry = data.cameras is not None and (data.keypoints3d is not None or data.keypoints2d is not None)
     if "overlay" in config.products:
-        if not has_2d_geometry:
-            written["skipped"]["overlay"] = "no cameras or keypoints (a generated motion has no views)"
-        else:
-            from aistpp.viz.overlay import overlay_images, write_overlay_png, write_overlay_video
+        with _reported(written, "overlay"):
+            if not has_2d_geometry:
+                written["skipped"]["overlay"] = "no cameras or keypoints (a generated motion has no views)"
+            else:
+                from aistpp.viz.overlay import overlay_images, write_overlay_png, write_overlay_video
 
-            paths = []
-            path, keep = target("overlay.png")
-            if not keep:
-                _, img = next(overlay_images(data.keypoints3d, data.cameras, [still], data.keypoints2d, videos_dir,
-                                             data.name if videos_dir else None, config.tile, config.min_confidence,
-                                             crop=config.crop))
-                write_overlay_png(path, img)
-            paths.append(str(path))
-            if config.overlay_video:
-                path, keep = target(f"overlay.{config.fmt}")
+                paths = []
+                path, keep = target("overlay.png")
                 if not keep:
-                    write_overlay_video(path, data.keypoints3d, data.cameras, indices, data.keypoints2d, videos_dir,
-                                        data.name if videos_dir else None, config.tile, data.fps / (step or 1),
-                                        crop=config.crop)
+                    _, img = next(overlay_images(data.keypoints3d, data.cameras, [still], data.keypoints2d, videos_dir,
+                                                 data.name if videos_dir else None, config.tile, config.min_confidence,
+                                                 crop=config.crop))
+                    write_overlay_png(path, img)
                 paths.append(str(path))
-            written["overlay"] = paths
+                if config.overlay_video:
+                    path, keep = target(f"overlay.{config.fmt}")
+                    if not keep:
+                        write_overlay_video(path, data.keypoints3d, data.cameras, indices, data.keypoints2d, videos_dir,
+                                            data.name if videos_dir else None, config.tile, data.fps / (step or 1),
+                                            crop=config.crop)
+                    paths.append(str(path))
+                written["overlay"] = paths
 
     if "qa" in config.products:
-        written["qa"] = _qa(data, target, body_model, config, written["skipped"])
+        with _reported(written, "qa"):
+            written["qa"] = _qa(data, target, body_model, config, written["skipped"])
 
     if "mesh" in config.products:
-        if data.smpl is None or body_model is None:
-            written["skipped"]["mesh"] = "no SMPL motion" if data.smpl is None else "no body model"
-        else:
-            path, keep = target("mesh.png")
-            if not keep:
-                draw_mesh_png(path, data.smpl, body_model, still, size=config.size)
-            written["mesh"] = [str(path)]
-            if data.cameras is not None:
-                path, keep = target("mesh_views.png")
+        with _reported(written, "mesh"):
+            if data.smpl is None or body_model is None:
+                written["skipped"]["mesh"] = "no SMPL motion" if data.smpl is None else "no body model"
+            else:
+                path, keep = target("mesh.png")
                 if not keep:
-                    draw_mesh_views_png(path, data, body_model, still, config, videos_dir)
-                written["mesh"].append(str(path))
+                    draw_mesh_png(path, data.smpl, body_model, still, size=config.size)
+                written["mesh"] = [str(path)]
+                if data.cameras is not None:
+                    path, keep = target("mesh_views.png")
+                    if not keep:
+                        draw_mesh_views_png(path, data, body_model, still, config, videos_dir)
+                    written["mesh"].append(str(path))
     return written
 
 
@@ -224,7 +243,7 @@ def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict
         summary["mean_views_per_joint"] = _num(frac.sum(axis=0).mean())
         path, keep = target("qa_views.png")
         if not keep:
-            names = cams.names if cams is not None else [f"view {v}" for v in range(n_views)]
+            names = cams.names if cams is not None else [view_name(v) for v in range(n_views)]
             qa.plot_views_used(path, frac, names, data.fps, f"{data.name}: views used")
         paths.append(str(path))
     else:
@@ -269,6 +288,7 @@ def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict
         stats = qa.motion_statistics(joints, names, data.fps)
         summary["mean_joint_speed_cm_s"] = _num(np.nanmean(stats["speed"]))
         summary["foot_skating_median_cm_s"] = _num(stats["skating_median_cm_s"])
+        summary["floor_work_fraction"] = _num(stats["floor_work_fraction"])
         path, keep = target("qa_motion.png")
         if not keep:
             qa.plot_motion(path, stats, data.fps, f"{data.name}: motion")

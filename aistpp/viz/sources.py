@@ -69,6 +69,11 @@ def load_sequence(source, sequence: str | None = None) -> SequenceData:
         raise AistppError("no such corpus, annotation tree or pkl", path)
     from aistpp.corpus import Corpus, is_corpus
 
+    from aistpp.naming import check_sequence_name, parse_name
+
+    if sequence:  # the one name check of every boundary (names become output file names)
+        sequence = check_sequence_name(parse_name(sequence).sequence if isinstance(sequence, str) else sequence,
+                                       path)
     if is_corpus(path):
         corpus = Corpus(path)
         if not sequence:

@@ -23,6 +23,20 @@ def test_executors_do_not_import_the_pipeline():
     assert not {m for m in _imports(PKG / "executors.py") if m.startswith("aistpp.pipeline")}
 
 
+def test_pipeline_modules_import_one_way():
+    """aistpp/pipeline/: each module imports only the modules above it in this order (no cycle), and every name
+    that callers import from aistpp.pipeline is still there."""
+    order = ["tasks", "run", "resume", "selection", "driver"]
+    assert sorted(p.stem for p in (PKG / "pipeline").glob("*.py")) == sorted(order + ["__init__"])
+    for i, name in enumerate(order):
+        used = {m.split(".")[2] for m in _imports(PKG / "pipeline" / f"{name}.py") if m.startswith("aistpp.pipeline.")}
+        assert used <= set(order[:i]), (name, used - set(order[:i]))
+    import aistpp.pipeline as pipeline
+
+    assert all(hasattr(pipeline, n) for n in pipeline.__all__)
+    assert {"reconstruct", "run_sequence", "select_sequences", "plan_sequence", "Fingerprints"} <= set(pipeline.__all__)
+
+
 def test_executors_run_any_work_function():
     from aistpp.executors import get_executor, run_local
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from aistpp.errors import AistppError
 
 log = logging.getLogger("aistpp.detect")
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def register(sub) -> None:
@@ -102,28 +99,6 @@ def _detect_config(args):
     return DetectConfig(boxes="localize" if getattr(args, "boxes", "localize") == "localize" else "frame")
 
 
-def _cameras(path, sequence):
-    """The CameraGroup of ``sequence`` from a setting json or an annotations folder (None without a path)."""
-    if not path:
-        return None
-    path = Path(path)
-    if path.is_dir():
-        from aistpp.io.annotations import AnnotationTree
-
-        return AnnotationTree.open(path).cameras_for(sequence)
-    if not path.exists():
-        raise AistppError("cameras file not found", path)
-    from aistpp.io.cameras import load_cameras
-
-    return load_cameras(path)
-
-
-def _progress_bar(total, desc):
-    from aistpp.progress import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame", smoothing=0.1)  # a bar, or log lines without a terminal
-
-
 def cmd_detect(args) -> int:
     spec = _spec(args)
     if args.images:
@@ -132,118 +107,34 @@ def cmd_detect(args) -> int:
         raise AistppError("--videos needs --sequence NAME")
     if not Path(args.videos).is_dir():
         raise AistppError("videos folder not found", args.videos)
-    import shutil
-
-    from aistpp.detect.localize import BOX_SOURCES
-    from aistpp.detect.runner import detect_sequence_parallel
-    from aistpp.io.annotations import write_keypoints2d
+    from aistpp.detect.files import cameras_for_sequence, detect_sequence_to_file
     from aistpp.naming import parse_name
     from aistpp.video import VideoConfig
 
     seq = parse_name(args.sequence).sequence
-    cameras = _cameras(args.cameras, seq)
-    out = Path(args.out)
-    parts = out.with_name(out.name + ".parts")
-    if args.force and parts.exists():
-        shutil.rmtree(parts)
+    cameras = cameras_for_sequence(args.cameras, seq)
     vcfg = VideoConfig(batch_size=args.batch_size, expected_size=_parse_size(args.size, "--size"),
                        on_resolution="resize" if args.resize else "skip")
-    bar = None
-
-    def progress(n):
-        bar.update(n)
-
-    from aistpp.video import SequenceReader
-
-    n_frames = args.frames or SequenceReader(args.videos, seq, config=vcfg).n_frames
-    bar = _progress_bar(9 * n_frames, seq)
-    try:
-        res = detect_sequence_parallel(args.videos, seq, spec, n_frames=n_frames, video_config=vcfg,
-                                       config=_detect_config(args), workers=args.workers, parts_dir=parts,
-                                       progress=progress, cameras=cameras)
-    finally:
-        bar.close()
-    write_keypoints2d(out, res["keypoints2d"], res["det_scores"], res["timestamps"], box_source=res["box_source"])
-    import numpy as np
-
-    for k, v in enumerate(res["status"]):
-        counts = np.bincount(res["box_source"][k], minlength=len(BOX_SOURCES))
-        res["status"][v]["box_sources"] = {name: int(c) for name, c in zip(BOX_SOURCES, counts)}
-    status_path = out.with_name(out.stem + ".status.json")
-    from aistpp.io.atomic import atomic_write_text
-
-    atomic_write_text(status_path, json.dumps({"sequence": seq, "n_frames": n_frames, "detector": spec.to_dict(),
-                                               "video": vcfg.to_dict(), "views": res["status"]}, indent=2))
-    shutil.rmtree(parts, ignore_errors=True)
-    detected = (~np.isnan(res["keypoints2d"][..., 0]).all(-1)).mean(axis=1)
-    for v, frac in zip(res["status"], detected):
-        st = res["status"][v]
+    res = detect_sequence_to_file(args.videos, seq, args.out, spec, n_frames=args.frames, video_config=vcfg,
+                                  config=_detect_config(args), workers=args.workers, cameras=cameras,
+                                  force=args.force)
+    for v, st in res["views"].items():
         by = ", ".join(f"{name} {c}" for name, c in st["box_sources"].items() if c and name != "none")
-        log.info("%s %s: %s, %.0f%% frames with a person%s", seq, v, st["state"], 100 * frac,
+        log.info("%s %s: %s, %.0f%% frames with a person%s", seq, v, st["state"], 100 * res["detected"][v],
                  f" (boxes: {by})" if by else "")
-    bad = [v for v, st in res["status"].items() if not st["usable"]]
-    log.info("wrote %s (%d frames, %d usable views%s); status in %s", out, n_frames, 9 - len(bad),
-             f", unusable: {', '.join(bad)}" if bad else "", status_path)
+    bad = [v for v, st in res["views"].items() if not st["usable"]]
+    log.info("wrote %s (%d frames, %d usable views%s); status in %s", res["out"], res["n_frames"], 9 - len(bad),
+             f", unusable: {', '.join(bad)}" if bad else "", res["status_path"])
     return 0
-
-
-def _read_image(path):
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise AistppError("cannot read image", path)
-    return img[..., ::-1].copy()
 
 
 def _detect_images(args, spec) -> int:
-    import math
+    from aistpp.detect.files import detect_images_to_json
 
-    from aistpp.io.atomic import atomic_write_text
-    from aistpp.skeleton import COCO17
-
-    det = spec.build()
-    results = {}
-    bar = _progress_bar(len(args.images), "images")
-    try:
-        for path in args.images:
-            img = _read_image(path)
-            kp, sc = det(img[None])
-            results[str(path)] = {
-                "size": [int(img.shape[1]), int(img.shape[0])],
-                "score": float(sc[0]),
-                "keypoints": {name: [None if math.isnan(float(v)) else round(float(v), 3) for v in kp[0, j]]
-                              for j, name in enumerate(COCO17)},
-            }
-            bar.update(1)
-    finally:
-        bar.close()
-        if hasattr(det, "close"):
-            det.close()
-    atomic_write_text(args.out, json.dumps({"detector": spec.to_dict(), "images": results}, indent=1))
+    results = detect_images_to_json(args.images, args.out, spec)
     found = sum(r["score"] > 0 for r in results.values())
     log.info("wrote %s: a person in %d of %d images", args.out, found, len(results))
     return 0
-
-
-def _json_keypoints(path, image):
-    """(17, 3) of ``image`` from a detect --images JSON (matched by path, then file name, then the only entry)."""
-    import numpy as np
-
-    from aistpp.skeleton import COCO17
-
-    try:
-        data = json.loads(Path(path).read_text())
-        images = data["images"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise AistppError("not a keypoints JSON from 'aistpp detect --images'", path) from None
-    entry = images.get(str(image))
-    if entry is None:
-        by_name = [v for k, v in images.items() if Path(k).name == Path(image).name]
-        entry = by_name[0] if len(by_name) == 1 else (next(iter(images.values())) if len(images) == 1 else None)
-    if entry is None:
-        raise AistppError(f"no entry for {image} (has {len(images)} images)", path)
-    return np.array([[np.nan if v is None else v for v in entry["keypoints"][n]] for n in COCO17], np.float32)
 
 
 def _pkl_view(args, video_path=None):
@@ -264,6 +155,8 @@ def _pkl_view(args, video_path=None):
 
 def cmd_overlay(args) -> int:
     from aistpp.detect.draw import draw_keypoints
+    from aistpp.detect.files import (draw_video_frame, probe_video, read_image, read_json_keypoints, write_image,
+                                     write_overlay_video)
 
     kpath = Path(args.keypoints)
     if not kpath.exists():
@@ -271,9 +164,9 @@ def cmd_overlay(args) -> int:
     is_json = kpath.suffix.lower() == ".json"
     out = Path(args.out)
     if args.image:
-        img = _read_image(args.image)
+        img = read_image(args.image)
         if is_json:
-            kp = _json_keypoints(kpath, args.image)
+            kp = read_json_keypoints(kpath, args.image)
             label = Path(args.image).name
         else:
             data, k, view = _pkl_view(args)
@@ -281,7 +174,7 @@ def cmd_overlay(args) -> int:
                 raise AistppError("--image with a pkl needs --frame I")
             kp = data["keypoints2d"][k, _check_frame(args.frame, data["keypoints2d"].shape[1])]
             label = f"{view} frame {args.frame}"
-        _write_image(out, draw_keypoints(img, kp, args.min_conf, label=label))
+        write_image(out, draw_keypoints(img, kp, args.min_conf, label=label))
         log.info("wrote %s", out)
         return 0
     if is_json:
@@ -292,22 +185,12 @@ def cmd_overlay(args) -> int:
     data, k, view = _pkl_view(args, video)
     kps = data["keypoints2d"][k]
     n = kps.shape[0]
-    from aistpp.video import VideoConfig, iter_view, probe_view
-
-    vcfg = VideoConfig(expected_size=None, batch_size=8)
-    status, pts = probe_view(video, view, n, vcfg)
-    if not status.usable:
-        raise AistppError(f"cannot use this video: {status.summary()}", video)
+    probe = probe_video(video, view, n)
     if args.frame is not None:
-        i = _check_frame(args.frame, n)
-        for start, frames, valid in iter_view(video, view, n, vcfg, status, pts):
-            if start <= i < start + len(frames):
-                label = f"{view} frame {i}" + ("" if valid[i - start] else " (no frame at this time)")
-                _write_image(out, draw_keypoints(frames[i - start], kps[i], args.min_conf, label=label))
-                log.info("wrote %s", out)
-                return 0
-        raise AistppError(f"frame {i} not decoded", video)
-    _write_video(out, video, view, kps, vcfg, status, pts, args.min_conf)
+        write_image(out, draw_video_frame(video, view, kps, _check_frame(args.frame, n), args.min_conf, probe))
+        log.info("wrote %s", out)
+        return 0
+    write_overlay_video(out, video, view, kps, args.min_conf, probe)
     log.info("wrote %s (%d frames)", out, n)
     return 0
 
@@ -316,37 +199,3 @@ def _check_frame(i, n):
     if not 0 <= i < n:
         raise AistppError(f"--frame {i} out of range 0..{n - 1}")
     return i
-
-
-def _write_image(path, rgb):
-    import cv2
-
-    from aistpp.io.atomic import atomic_path
-
-    path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise AistppError("output image must be .png, .jpg, ...", path)
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        if not cv2.imwrite(str(tmp), rgb[..., ::-1]):
-            raise AistppError("cannot write image", path)
-
-
-def _write_video(path, video, view, kps, vcfg, status, pts, min_conf):
-    from aistpp.detect.draw import draw_keypoints
-    from aistpp.video import iter_view, write_video
-
-    n = kps.shape[0]
-    bar = _progress_bar(n, "overlay")
-
-    def drawn_frames():
-        for start, frames, valid in iter_view(video, view, n, vcfg, status, pts):
-            for j, img in enumerate(frames):
-                i = start + j
-                lab = f"{view} frame {i}" + ("" if valid[j] else " (no frame at this time)")
-                yield draw_keypoints(img, kps[i], min_conf, label=lab)
-            bar.update(len(frames))
-
-    try:
-        write_video(path, drawn_frames(), preset="veryfast", crf=20)
-    finally:
-        bar.close()

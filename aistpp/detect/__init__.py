@@ -9,6 +9,8 @@
   frame) so that detection runs top-down on a crop; ``BOX_SOURCES`` names the per-frame ``box_source`` codes.
 - :mod:`aistpp.detect.runner`: :func:`detect_sequence_parallel` (one process per view, resumable) from a
   picklable :class:`DetectorSpec`.
+- :mod:`aistpp.detect.files`: detection to and from files (what ``aistpp detect`` / ``overlay`` run):
+  :func:`detect_sequence_to_file` (keypoints2d pkl + status JSON), :func:`detect_images_to_json`, overlays.
 - :mod:`aistpp.detect.draw`: drawing keypoints and skeletons (OpenCV): ``draw_keypoints``, ``draw_batch``.
 
 Heavy backends are imported lazily: ``from aistpp.detect import MediaPipeDetector`` does not load mediapipe
@@ -19,6 +21,7 @@ from aistpp.detect.base import (
     DetectConfig, Detector, best_person, check_frames, detect_one_view, detect_sequence, detect_view,
     empty_keypoints,
 )
+from aistpp.detect.files import detect_images_to_json, detect_sequence_to_file
 from aistpp.detect.imports import (
     BODY25_TO_COCO17, body25_to_coco17, coco17_to_body25, read_openpose_folder,
     read_openpose_json, read_openpose_sequence, write_openpose_folder, write_openpose_json,
@@ -34,7 +37,8 @@ __all__ = [
     "BODY25_TO_COCO17", "BOX_SOURCES", "LocalizeConfig", "Localizer", "multiview_boxes", "DetectConfig", "Detector", "DetectorSpec", "detect_sequence_parallel",
     "keypoints_to_boxes", "MEDIAPIPE_TO_COCO17", "MediaPipeConfig", "MediaPipeDetector",
     "OnnxPoseConfig", "OnnxPoseDetector", "best_person", "body25_to_coco17", "check_frames", "coco17_to_body25",
-    "decode_heatmaps", "decode_simcc", "detect_one_view", "detect_sequence", "detect_view", "empty_keypoints",
+    "decode_heatmaps", "decode_simcc", "detect_images_to_json", "detect_one_view", "detect_sequence",
+    "detect_sequence_to_file", "detect_view", "empty_keypoints",
     "read_openpose_folder", "read_openpose_json", "read_openpose_sequence",
     "write_openpose_folder", "write_openpose_json",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +111,6 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
     summary = RunSummary(str(out), requested=len(sequences), executor=executor)
     if not sequences:
         raise AistppError("no sequences selected (check --sequences/--genre/--split and the annotation tree)")
-    from dataclasses import replace
-
     from aistpp.io.annotations import AnnotationTree
 
     tasks = [SequenceTask(s, annotations, config, None if videos is None else str(Path(videos).resolve()))
@@ -126,23 +124,7 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
     stats_all: list[dict] = []
     with CorpusWriter(out, max_pending=commit_every, flush_seconds=commit_seconds) as writer:
         fp.save()
-        todo, plans = [], {}
-        for t in tasks:
-            entry = writer.entry(t.sequence)
-            plan = plan_sequence(t, entry, stage_cfgs[t.sequence], force)
-            plans[t.sequence] = plan
-            if plan.refuse:
-                summary.failed[t.sequence] = plan.refuse  # nothing stored is touched
-                log.warning("%s not run: %s", t.sequence, plan.refuse)
-            elif not plan.run:
-                summary.skipped.append(t.sequence)
-            else:
-                stored = str(out / entry["shard"]) if entry and entry.get("status") == "ok" and entry.get("shard") \
-                    else None
-                todo.append(replace(t, run_stages=plan.run, stored=stored))
-                if entry is not None:
-                    summary.redone[t.sequence] = f"{', '.join(plan.run)} ({', '.join(plan.why)})"
-                    log.info("%s: redo %s (%s)", t.sequence, ", ".join(plan.run), ", ".join(plan.why))
+        todo, plans = _plan_all(tasks, writer, stage_cfgs, force, out, summary)
         log.info("%d sequence(s) to run, %d already done with the same inputs", len(todo), len(summary.skipped))
         logfile = open(out / LOG_NAME, "a", encoding="utf-8")
         try:
@@ -151,30 +133,8 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
             for res in run(todo):
                 cfg = configs[res.sequence]
                 plan = plans[res.sequence]
-                if res.status == "ok":
-                    try:
-                        stages, stale = _compose(writer, res, plan)
-                        writer.add_sequence(res.sequence, res.arrays, res.attrs, cfg, stats=res.stats,
-                                            stages=stages, stale=stale)
-                        if stale:
-                            summary.stale[res.sequence] = stale
-                    except AistppError as err:
-                        res.status, res.reason = "failed", f"corpus: {err}"
-                if res.status != "ok":
-                    writer.add_failure(res.sequence, res.reason or "unknown error", cfg)
-                    summary.failed[res.sequence] = res.reason
-                else:
-                    summary.done.append(res.sequence)
-                    summary.frames += int(res.stats.get("frames", 0))
-                    stats_all.append(res.stats)
-                for k, v in res.timings.items():
-                    summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + float(v)
-                logfile.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "sequence": res.sequence,
-                                          "status": res.status, "reason": res.reason,
-                                          "stages_run": list(plan.run), "why": plan.why,
-                                          "config_hash": config_hash(cfg), "pid": res.pid, "host": res.host,
-                                          "stats": res.stats, "timings": res.timings,
-                                          "tool_version": __version__}) + "\n")
+                _commit(writer, res, cfg, plan, summary, stats_all)
+                logfile.write(_log_line(res, cfg, plan))
                 logfile.flush()
                 bar.update(1)
                 bar.set_postfix(failed=len(summary.failed))
@@ -182,15 +142,7 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
         finally:
             logfile.close()
         if music is not None:
-            from aistpp.audio import add_music_to_corpus
-
-            writer.flush()
-            try:
-                res = add_music_to_corpus(out, music, writer=writer, progress=progress)
-                summary.music = {"added": res["added"], "cached": res["cached"], "missing": sorted(res["missing"])}
-            except AistppError as err:
-                summary.music = {"error": str(err)}
-                log.error("music features: %s", err)
+            summary.music = _add_music(writer, out, music, progress)
         writer.compact()
     summary.reprojection_error_px = _median([s.get("reprojection_error_px") for s in stats_all])
     summary.smpl_loss = _median([s.get("smpl_loss") for s in stats_all])
@@ -198,6 +150,73 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
     summary.wall_seconds = time.perf_counter() - t0
     return summary
 
+
+def _plan_all(tasks: list, writer, stage_cfgs: dict, force: bool, out: Path, summary: RunSummary):
+    """Plan every task against the stored corpus: ``(tasks to run, with their stages and stored shard;
+    {sequence: plan})``; refused and already done sequences go into ``summary``."""
+    todo, plans = [], {}
+    for t in tasks:
+        entry = writer.entry(t.sequence)
+        plan = plan_sequence(t, entry, stage_cfgs[t.sequence], force)
+        plans[t.sequence] = plan
+        if plan.refuse:
+            summary.failed[t.sequence] = plan.refuse  # nothing stored is touched
+            log.warning("%s not run: %s", t.sequence, plan.refuse)
+        elif not plan.run:
+            summary.skipped.append(t.sequence)
+        else:
+            stored = str(out / entry["shard"]) if entry and entry.get("status") == "ok" and entry.get("shard") \
+                else None
+            todo.append(replace(t, run_stages=plan.run, stored=stored))
+            if entry is not None:
+                summary.redone[t.sequence] = f"{', '.join(plan.run)} ({', '.join(plan.why)})"
+                log.info("%s: redo %s (%s)", t.sequence, ", ".join(plan.run), ", ".join(plan.why))
+    return todo, plans
+
+
+def _commit(writer, res, cfg: dict, plan, summary: RunSummary, stats_all: list) -> None:
+    """Write one result (with the stages it kept) or its failure to the corpus, and count it in ``summary``."""
+    if res.status == "ok":
+        try:
+            stages, stale = _compose(writer, res, plan)
+            writer.add_sequence(res.sequence, res.arrays, res.attrs, cfg, stats=res.stats,
+                                stages=stages, stale=stale)
+            if stale:
+                summary.stale[res.sequence] = stale
+        except AistppError as err:
+            res.status, res.reason = "failed", f"corpus: {err}"
+    if res.status != "ok":
+        writer.add_failure(res.sequence, res.reason or "unknown error", cfg)
+        summary.failed[res.sequence] = res.reason
+    else:
+        summary.done.append(res.sequence)
+        summary.frames += int(res.stats.get("frames", 0))
+        stats_all.append(res.stats)
+    for k, v in res.timings.items():
+        summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + float(v)
+
+
+def _log_line(res, cfg: dict, plan) -> str:
+    """One line of ``reconstruct.log.jsonl``."""
+    return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "sequence": res.sequence,
+                       "status": res.status, "reason": res.reason,
+                       "stages_run": list(plan.run), "why": plan.why,
+                       "config_hash": config_hash(cfg), "pid": res.pid, "host": res.host,
+                       "stats": res.stats, "timings": res.timings,
+                       "tool_version": __version__}) + "\n"
+
+
+def _add_music(writer, out: Path, music, progress: bool) -> dict:
+    """Cache the music features in the corpus (after the reconstruction); the summary's ``music`` entry."""
+    from aistpp.audio import add_music_to_corpus
+
+    writer.flush()
+    try:
+        res = add_music_to_corpus(out, music, writer=writer, progress=progress)
+        return {"added": res["added"], "cached": res["cached"], "missing": sorted(res["missing"])}
+    except AistppError as err:
+        log.error("music features: %s", err)
+        return {"error": str(err)}
 
 
 def _progress(total: int, enabled: bool):

@@ -117,7 +117,7 @@ def run_sequence(task: SequenceTask) -> SequenceResult:
 
 def _run(task: SequenceTask, res: SequenceResult) -> None:
     from aistpp.io.annotations import AnnotationTree
-    from aistpp.naming import parse_name, view_names
+    from aistpp.naming import parse_name
 
     cfg = task.config
     seq = parse_name(task.sequence).sequence
@@ -132,20 +132,7 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
 
     kp2d = None
     if cfg.source != "keypoints3d" or tree.path("keypoints2d", seq).exists():
-        data = _load_2d(task, tree, timings, cameras)
-        data = _slice_frames(data, cfg.frames, {"keypoints2d": 1, "det_scores": 1, "box_source": 1, "timestamps": 0})
-        kp2d = data["keypoints2d"]
-        if kp2d.shape[0] != len(cameras):
-            raise AistppError(f"keypoints2d has {kp2d.shape[0]} views but setting {setting} has {len(cameras)}")
-        from aistpp.triangulate import KNOWN_BAD_VIEWS
-
-        if seq in KNOWN_BAD_VIEWS:  # views the official pipeline dropped (unsynchronized / wrong resolution)
-            kp2d = kp2d.copy()
-            kp2d[list(KNOWN_BAD_VIEWS[seq])] = np.nan
-            data["keypoints2d"] = kp2d
-            log.info("%s: camera(s) %s blanked as in the official pipeline (KNOWN_BAD_VIEWS)", seq,
-                     view_names(KNOWN_BAD_VIEWS[seq]))
-        arrays.update(data)
+        kp2d = _keypoints2d(task, tree, seq, setting, cameras, arrays, timings)
     k3_for_fit = None
     flags: dict = {}
     if kp2d is not None:
@@ -155,48 +142,16 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
             raise AistppError(f"only {present} view(s) have any detection (need {cfg.min_views_present})")
 
     if cfg.source == "keypoints3d":
-        t = time.perf_counter()
-        path = tree.path("keypoints3d", seq)
-        if not path.exists():
-            raise AistppError("keypoints3d file missing", path)
-        k3 = _slice_frames(tree.read("keypoints3d", seq), cfg.frames, {"keypoints3d": 0, "keypoints3d_optim": 0})
-        arrays.update(k3)
-        k3_for_fit = k3.get("keypoints3d_optim", k3["keypoints3d"])
-        timings["load"] = timings.get("load", 0.0) + time.perf_counter() - t
+        k3_for_fit = _keypoints3d_file(tree, seq, cfg.frames, arrays, timings)
     elif "triangulate" in task.stages:
-        from aistpp.triangulate import reconstruct_keypoints3d
-
-        t = time.perf_counter()
-        tri = reconstruct_keypoints3d(kp2d, cameras, cfg.triangulation_config())
-        timings["triangulate"] = time.perf_counter() - t
-        arrays.update({"keypoints3d": tri.keypoints3d, "keypoints3d_optim": tri.keypoints3d_optim,
-                       "views_used": tri.views_used, "reprojection_error": tri.reprojection_error})
-        flags = quality_flags(kp2d, tri.keypoints3d)
-        if not np.isfinite(tri.keypoints3d_optim).any():
-            raise AistppError("no joint could be triangulated (fewer than 2 usable views everywhere)")
-        k3_for_fit = tri.keypoints3d_optim
-        rep = np.asarray(tri.reprojection_error, float)
-        res.stats["reprojection_error_px"] = float(np.nanmedian(rep)) if np.isfinite(rep).any() else None
-        res.stats["triangulated_fraction"] = flags["triangulated_fraction"]
+        k3_for_fit, flags = _triangulate(kp2d, cameras, cfg, arrays, res.stats, timings)
 
     if "smpl" in task.stages:
         if k3_for_fit is None and task.stored:  # fit on the keypoints3d kept from an earlier, still current run
             k3_for_fit = _stored_keypoints3d(task.stored, seq)
         if k3_for_fit is None:
             raise AistppError("the smpl stage needs keypoints3d: add the triangulate stage or use --from keypoints3d")
-        from aistpp.smpl import fit_sequence
-
-        t = time.perf_counter()
-        body = _body_model(cfg.smpl_model)
-        timings["load_model"] = time.perf_counter() - t
-        t = time.perf_counter()
-        fit = fit_sequence(np.asarray(k3_for_fit, np.float64), body, cfg.fit_config())
-        timings["smpl"] = time.perf_counter() - t
-        arrays.update({"smpl/poses": fit.smpl_poses, "smpl/trans": fit.smpl_trans, "smpl/scaling": fit.smpl_scaling,
-                       "smpl/loss": float(fit.smpl_loss), "smpl/per_frame_error": fit.per_frame_error})
-        res.stats["smpl_loss"] = float(fit.smpl_loss)
-        err = np.asarray(fit.per_frame_error, float)
-        res.stats["fit_error_cm"] = float(np.nanmedian(err)) if np.isfinite(err).any() else None
+        _fit(k3_for_fit, cfg, arrays, res.stats, timings)
 
     n = next((v.shape[1] if k in ("keypoints2d", "det_scores") else v.shape[0]) for k, v in arrays.items()
              if k in ("keypoints2d", "keypoints3d", "smpl/poses"))
@@ -205,6 +160,74 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
     flags["ignore_list"] = seq in set(tree.ignore_list())  # datasets drop these by default, like the official split
     res.attrs = sequence_attrs(seq, setting, quality=flags)
     res.arrays = arrays
+
+
+def _keypoints2d(task: SequenceTask, tree, seq: str, setting: str, cameras, arrays: dict, timings: dict):
+    """Load (or detect) the 2D keypoints into ``arrays``, the known bad views blanked; returns keypoints2d."""
+    from aistpp.naming import view_names
+    from aistpp.triangulate import KNOWN_BAD_VIEWS
+
+    data = _load_2d(task, tree, timings, cameras)
+    data = _slice_frames(data, task.config.frames, {"keypoints2d": 1, "det_scores": 1, "box_source": 1,
+                                                    "timestamps": 0})
+    kp2d = data["keypoints2d"]
+    if kp2d.shape[0] != len(cameras):
+        raise AistppError(f"keypoints2d has {kp2d.shape[0]} views but setting {setting} has {len(cameras)}")
+    if seq in KNOWN_BAD_VIEWS:  # views the official pipeline dropped (unsynchronized / wrong resolution)
+        kp2d = kp2d.copy()
+        kp2d[list(KNOWN_BAD_VIEWS[seq])] = np.nan
+        data["keypoints2d"] = kp2d
+        log.info("%s: camera(s) %s blanked as in the official pipeline (KNOWN_BAD_VIEWS)", seq,
+                 view_names(KNOWN_BAD_VIEWS[seq]))
+    arrays.update(data)
+    return kp2d
+
+
+def _keypoints3d_file(tree, seq: str, frames, arrays: dict, timings: dict):
+    """``--from keypoints3d``: the official keypoints3d pkl into ``arrays``; returns the keypoints to fit."""
+    t = time.perf_counter()
+    path = tree.path("keypoints3d", seq)
+    if not path.exists():
+        raise AistppError("keypoints3d file missing", path)
+    k3 = _slice_frames(tree.read("keypoints3d", seq), frames, {"keypoints3d": 0, "keypoints3d_optim": 0})
+    arrays.update(k3)
+    timings["load"] = timings.get("load", 0.0) + time.perf_counter() - t
+    return k3.get("keypoints3d_optim", k3["keypoints3d"])
+
+
+def _triangulate(kp2d, cameras, cfg, arrays: dict, stats: dict, timings: dict):
+    """The triangulate stage into ``arrays`` and ``stats``; returns (keypoints to fit, quality flags)."""
+    from aistpp.triangulate import reconstruct_keypoints3d
+
+    t = time.perf_counter()
+    tri = reconstruct_keypoints3d(kp2d, cameras, cfg.triangulation_config())
+    timings["triangulate"] = time.perf_counter() - t
+    arrays.update({"keypoints3d": tri.keypoints3d, "keypoints3d_optim": tri.keypoints3d_optim,
+                   "views_used": tri.views_used, "reprojection_error": tri.reprojection_error})
+    flags = quality_flags(kp2d, tri.keypoints3d)
+    if not np.isfinite(tri.keypoints3d_optim).any():
+        raise AistppError("no joint could be triangulated (fewer than 2 usable views everywhere)")
+    rep = np.asarray(tri.reprojection_error, float)
+    stats["reprojection_error_px"] = float(np.nanmedian(rep)) if np.isfinite(rep).any() else None
+    stats["triangulated_fraction"] = flags["triangulated_fraction"]
+    return tri.keypoints3d_optim, flags
+
+
+def _fit(keypoints3d, cfg, arrays: dict, stats: dict, timings: dict) -> None:
+    """The SMPL fit stage on ``keypoints3d`` (N, 17, 3) into ``arrays`` and ``stats``."""
+    from aistpp.smpl import fit_sequence
+
+    t = time.perf_counter()
+    body = _body_model(cfg.smpl_model)
+    timings["load_model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fit = fit_sequence(np.asarray(keypoints3d, np.float64), body, cfg.fit_config())
+    timings["smpl"] = time.perf_counter() - t
+    arrays.update({"smpl/poses": fit.smpl_poses, "smpl/trans": fit.smpl_trans, "smpl/scaling": fit.smpl_scaling,
+                   "smpl/loss": float(fit.smpl_loss), "smpl/per_frame_error": fit.per_frame_error})
+    stats["smpl_loss"] = float(fit.smpl_loss)
+    err = np.asarray(fit.per_frame_error, float)
+    stats["fit_error_cm"] = float(np.nanmedian(err)) if np.isfinite(err).any() else None
 
 
 def _stored_keypoints3d(shard: str, seq: str):

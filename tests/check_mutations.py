@@ -46,7 +46,7 @@ MUTATIONS = (
              "hinge_weight: float = 1.0 ", "hinge_weight: float = 0.0 ",
              ("tests/test_smpl_fit.py", "-k", "known_truth")),
     Mutation("jacobian-no-posedirs", "SMPL fit: analytic Jacobian ignores the pose-corrective blend shapes",
-             "aistpp/smpl/fit.py", "    if bool((layer.face_posedirs != 0).any()):", "    if False:",
+             "aistpp/smpl/jacobian.py", "    if bool((layer.face_posedirs != 0).any()):", "    if False:",
              ("tests/test_smpl_fit.py", "-k", "jacobian")),
     Mutation("fid-ddof0", "FID: biased covariances (ddof=0)", "aistpp/models/metrics.py",
              "np.cov(ref, rowvar=False), feat.mean(0), np.cov(feat, rowvar=False)",

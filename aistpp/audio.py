@@ -430,7 +430,7 @@ def add_music_to_corpus(corpus_path: str | Path, music_dir: str | Path, music_id
          "alignment": [MusicAlignment.to_dict() of sequences whose motion is longer than the music]}.
         Missing files and mismatches are logged as warnings, never silently dropped.
     """
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     from aistpp.corpus import CorpusWriter, is_corpus
 

@@ -1,4 +1,8 @@
-"""Executors schedule :func:`aistpp.pipeline.run_sequence` over many sequences and yield results as they finish.
+"""Executors run one function over many tasks and yield its results as they finish.
+
+They know nothing of the pipeline: the caller passes ``work(task) -> result`` (a picklable module-level function,
+:func:`aistpp.pipeline.run_sequence`) and ``failed(task, reason) -> result`` (what a task whose worker died, or whose
+result could not be returned, yields instead, :func:`aistpp.pipeline.failed_result`).
 
 * ``local``: a process pool (``workers`` processes, spawned so no parent state or file handle leaks into a worker;
   1 worker = run in this process). Each worker limits torch to its share of the cores. A worker that dies (out of
@@ -7,7 +11,7 @@
 * ``ray``: the same function as a Ray task (``num_cpus=1`` each, retried once if its worker dies), on a cluster at
   ``ray_address`` or a local Ray started with ``workers`` CPUs.
 
-An executor is a callable ``run(tasks) -> iterator of SequenceResult`` (completion order).
+An executor is a callable ``run(tasks) -> iterator of results`` (completion order), from :func:`get_executor`.
 """
 
 from __future__ import annotations
@@ -31,25 +35,22 @@ def _init_worker(threads: int) -> None:
         pass
 
 
-def _failed(task, reason: str):
-    from aistpp.pipeline import SequenceResult
-
-    return SequenceResult(task.sequence, status="failed", reason=reason)
+Work = Callable[[object], object]
+Failed = Callable[[object, str], object]
 
 
-def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
-    """Run tasks in a pool of ``workers`` processes (1 = in this process); yield results as they complete.
+def run_local(tasks: Iterable, workers: int = 1, *, work: Work, failed: Failed) -> Iterator:
+    """Run ``work`` over tasks in a pool of ``workers`` processes (1 = in this process); yield results as they
+    complete.
 
     At most ``workers`` tasks are in flight. If a worker process dies, the tasks that were in flight are re-run one
     at a time in a fresh single-worker pool, so the one that kills its worker is identified and fails alone (with
     that reason); the pool then resumes for the rest.
     """
-    from aistpp.pipeline import run_sequence
-
     tasks = list(tasks)
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
-            yield run_sequence(t)
+            yield work(t)
         return
     import multiprocessing as mp
     from collections import deque
@@ -68,7 +69,7 @@ def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
         except BrokenProcessPool:
             raise
         except Exception as err:  # noqa: BLE001 - e.g. a result that cannot be unpickled
-            return _failed(task, f"{type(err).__name__}: {' '.join(str(err).split())}")
+            return failed(task, f"{type(err).__name__}: {' '.join(str(err).split())}")
 
     queue = deque(tasks)
     suspects: deque = deque()
@@ -78,9 +79,9 @@ def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
             pool = new_pool(1)
             try:
                 try:
-                    res = outcome(pool.submit(run_sequence, task), task)
+                    res = outcome(pool.submit(work, task), task)
                 except BrokenProcessPool:
-                    res = _failed(task, "worker process died (out of memory or a native crash)")
+                    res = failed(task, "worker process died (out of memory or a native crash)")
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
             yield res
@@ -92,7 +93,7 @@ def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
             while (queue or inflight) and not broken:
                 while queue and len(inflight) < workers:
                     t = queue.popleft()
-                    inflight[pool.submit(run_sequence, t)] = t
+                    inflight[pool.submit(work, t)] = t
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
                     task = inflight.pop(fut)
@@ -111,8 +112,9 @@ def run_local(tasks: Iterable, workers: int = 1) -> Iterator:
             pool.shutdown(wait=not broken, cancel_futures=True)
 
 
-def run_ray(tasks: Iterable, workers: int | None = None, address: str | None = None) -> Iterator:
-    """Run tasks as Ray tasks; yield results as they complete. Starts (and stops) a local Ray with ``workers``
+def run_ray(tasks: Iterable, workers: int | None = None, address: str | None = None, *, work: Work,
+            failed: Failed) -> Iterator:
+    """Run ``work`` over tasks as Ray tasks; yield results as they complete. Starts (and stops) a local Ray with ``workers``
     CPUs when none is running and no ``address`` is given; otherwise connects to ``address``."""
     try:
         import ray
@@ -128,7 +130,7 @@ def run_ray(tasks: Iterable, workers: int | None = None, address: str | None = N
         started = True
     try:
         remote = ray.remote(num_cpus=1, max_retries=1)(_ray_task)
-        refs = {remote.remote(t): t for t in tasks}
+        refs = {remote.remote(work, t): t for t in tasks}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
@@ -136,23 +138,23 @@ def run_ray(tasks: Iterable, workers: int | None = None, address: str | None = N
                 try:
                     yield ray.get(ref)
                 except Exception as err:  # noqa: BLE001 - ray wraps worker deaths and task errors
-                    yield _failed(task, f"ray: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+                    yield failed(task, f"ray: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
     finally:
         if started:
             ray.shutdown()
 
 
-def _ray_task(task):
-    from aistpp.pipeline import run_sequence
-
+def _ray_task(work, task):
     _init_worker(1)
-    return run_sequence(task)
+    return work(task)
 
 
-def get_executor(name: str, workers: int = 1, ray_address: str | None = None) -> Callable[[Iterable], Iterator]:
-    """``local`` or ``ray`` -> a callable ``run(tasks)`` yielding results in completion order."""
+def get_executor(name: str, work: Work, failed: Failed, workers: int = 1,
+                 ray_address: str | None = None) -> Callable[[Iterable], Iterator]:
+    """``local`` or ``ray`` -> a callable ``run(tasks)`` yielding ``work(task)`` (or ``failed(task, reason)``) in
+    completion order."""
     if name == "local":
-        return lambda tasks: run_local(tasks, workers)
+        return lambda tasks: run_local(tasks, workers, work=work, failed=failed)
     if name == "ray":
-        return lambda tasks: run_ray(tasks, workers, ray_address)
+        return lambda tasks: run_ray(tasks, workers, ray_address, work=work, failed=failed)
     raise AistppError(f"unknown executor {name!r}; expected local or ray")

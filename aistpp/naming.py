@@ -46,6 +46,16 @@ SITUATIONS: dict[str, str] = {"sBM": "basic", "sFM": "advanced"}
 VIEWS: tuple[str, ...] = tuple(f"c{i:02d}" for i in range(1, 10))
 ALL_VIEWS = "cAll"
 
+
+def view_name(index: int) -> str:
+    """The camera name users read for a 0-based view index: 0 -> ``c01``, 4 -> ``c05`` (any index >= 0)."""
+    return f"c{int(index) + 1:02d}"
+
+
+def view_names(indices) -> str:
+    """Comma list of camera names for 0-based view indices: ``[2, 4]`` -> ``c03, c05``."""
+    return ", ".join(view_name(i) for i in indices)
+
 MUSIC_IDS: tuple[str, ...] = tuple(f"m{g[1:]}{k}" for g in GENRES for k in range(6))
 
 _NAME_RE = re.compile(

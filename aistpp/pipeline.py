@@ -162,6 +162,11 @@ class SequenceResult:
     host: str = ""
 
 
+def failed_result(task: SequenceTask, reason: str) -> SequenceResult:
+    """The result of a task whose worker died or whose result could not be returned (for the executors)."""
+    return SequenceResult(task.sequence, status="failed", reason=reason)
+
+
 # Per-process caches (a worker runs many sequences): body models by path.
 _BODY_MODELS: dict = {}
 
@@ -259,7 +264,7 @@ def run_sequence(task: SequenceTask) -> SequenceResult:
 
 def _run(task: SequenceTask, res: SequenceResult) -> None:
     from aistpp.io.annotations import AnnotationTree
-    from aistpp.naming import parse_name
+    from aistpp.naming import parse_name, view_names
 
     cfg = task.config
     seq = parse_name(task.sequence).sequence
@@ -285,7 +290,8 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
             kp2d = kp2d.copy()
             kp2d[list(KNOWN_BAD_VIEWS[seq])] = np.nan
             data["keypoints2d"] = kp2d
-            log.info("%s: views %s blanked as in the official pipeline", seq, list(KNOWN_BAD_VIEWS[seq]))
+            log.info("%s: camera(s) %s blanked as in the official pipeline (KNOWN_BAD_VIEWS)", seq,
+                     view_names(KNOWN_BAD_VIEWS[seq]))
         arrays.update(data)
     k3_for_fit = None
     flags: dict = {}
@@ -594,19 +600,18 @@ def select_sequences(annotations: str | Path, sequences=None, genres=None, split
     ``sequences``: explicit names; ``split``: a split name (``crossmodal_train``, ``pose_test``... regenerated
     through :mod:`aistpp.splits`, or a file of that name in ``DIR/splits``) or the path of a file of names;
     otherwise every sequence that has a ``source`` file (keypoints2d/keypoints3d; all of mapping.txt for videos).
-    ``genres`` (codes) filters the result.
+    ``genres`` (codes) filters the result; asked for alone, a genre means all its sequences in mapping.txt, like a
+    split: one whose file is missing fails with that reason in the summary.
     """
-    from aistpp.io.annotations import AnnotationTree, read_name_list
-    from aistpp.naming import parse_name
+    from aistpp import splits
+    from aistpp.io.annotations import AnnotationTree
 
     tree = AnnotationTree.open(annotations)
     mapping = tree.mapping()
     if sequences:
-        names = [parse_name(s).sequence for s in sequences]
-    elif split:
-        names = _split_names(tree, mapping, split, read_name_list)
-    elif source == "videos":
-        names = list(mapping)
+        return splits.select_sequences((), list(sequences), genres)
+    if split or genres or source == "videos":
+        universe = list(mapping)
     else:
         from aistpp.naming import check_sequence_name
 
@@ -616,26 +621,9 @@ def select_sequences(annotations: str | Path, sequences=None, genres=None, split
                 have.add(check_sequence_name(s))
             except AistppError:  # a stray file in the folder is not a sequence
                 log.warning("%s/%s.pkl ignored: not an AIST++ sequence name", source, s)
-        names = [s for s in mapping if s in have] + sorted(have - set(mapping))
-    if genres:
-        names = [s for s in names if parse_name(s).genre in set(genres)]
-    seen: set = set()
-    return [s for s in names if not (s in seen or seen.add(s))]
-
-
-def _split_names(tree, mapping, split: str, read_name_list) -> list[str]:
-    p = Path(split)
-    if p.is_file():
-        return read_name_list(p)
-    if tree.split_path(split).is_file():
-        return read_name_list(tree.split_path(split))
-    from aistpp.splits import KINDS, SUBSETS, SplitSpec, make_splits
-
-    kind, _, subset = split.rpartition("_")
-    if kind not in KINDS or subset not in SUBSETS or kind == "genre":
-        raise AistppError(f"unknown split {split!r}: expected a file of names or one of "
-                          f"{', '.join(f'{k}_{s}' for k in KINDS if k != 'genre' for s in SUBSETS)}")
-    return make_splits(mapping, SplitSpec(kind=kind), ignore=tree.ignore_list())[subset]
+        universe = [s for s in mapping if s in have] + sorted(have - set(mapping))
+    return splits.select_sequences(universe, split or None, genres, ignore=tree.ignore_list(),
+                                   split_dir=tree.root / "splits", missing="keep")
 
 
 @dataclass
@@ -759,7 +747,7 @@ def reconstruct(annotations: str | Path, out: str | Path, sequences=None, config
         log.info("%d sequence(s) to run, %d already done with the same inputs", len(todo), len(summary.skipped))
         logfile = open(out / LOG_NAME, "a", encoding="utf-8")
         try:
-            run = get_executor(executor, workers=workers, ray_address=ray_address)
+            run = get_executor(executor, run_sequence, failed_result, workers=workers, ray_address=ray_address)
             bar = _progress(len(todo), progress)
             for res in run(todo):
                 cfg = configs[res.sequence]
@@ -845,6 +833,6 @@ def _compose(writer, res: SequenceResult, plan: SequencePlan) -> tuple[dict, dic
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     return tqdm(total=total, desc="reconstruct", unit="seq", disable=not enabled, dynamic_ncols=True)

@@ -12,15 +12,21 @@ line for line. Pose splits hold out dancers whose number is divisible by 3 for t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from aistpp.errors import AistppError
-from aistpp.naming import GENRES, SequenceName, check_genre, parse_name
+from aistpp.naming import GENRES, SequenceName, check_genre, parse_genres, parse_name
+
+log = logging.getLogger(__name__)
 
 CROSSMODAL_MUSIC = frozenset({"mBR0", "mPO1", "mLO2", "mMH3", "mLH4", "mHO5", "mWA0", "mKR2", "mJS3", "mJB5"})
 KINDS = ("crossmodal", "pose", "genre")
 SUBSETS = ("train", "val", "test")
+# Split names that select_sequences computes by rule (the pose split has no val).
+SPLIT_NAMES = ("crossmodal_train", "crossmodal_val", "crossmodal_test", "pose_train", "pose_test")
 
 
 def crossmodal_subset(name: SequenceName) -> str | None:
@@ -72,15 +78,18 @@ def make_splits(sequences: Iterable[str], spec: SplitSpec = SplitSpec(),
     """Assign ``sequences`` (in their given order, e.g. mapping.txt order) to train/val/test.
 
     Sequences in ``ignore`` are dropped unless ``spec.keep_ignored``; ``spec.genres`` keeps only those genres.
+    The ``"all"`` entry lists every sequence kept by those two filters, whether the kind puts it in a subset or not
+    (a crossmodal split leaves some sequences out of train, val and test).
     """
     ignored = set() if spec.keep_ignored else {parse_name(s).sequence for s in ignore}
-    out: dict[str, list[str]] = {s: [] for s in SUBSETS}
+    out: dict[str, list[str]] = {s: [] for s in SUBSETS + ("all",)}
     for seq in sequences:
         name = parse_name(seq)
         if name.sequence in ignored:
             continue
         if spec.genres is not None and name.genre not in spec.genres:
             continue
+        out["all"].append(name.sequence)
         subset = subset_of(name, spec)
         if subset is not None:
             out[subset].append(name.sequence)
@@ -133,3 +142,76 @@ def genre_counts(sequences: Iterable[str]) -> dict[str, int]:
     for s in sequences:
         counts[parse_name(s).genre] += 1
     return {g: c for g, c in counts.items() if c}
+
+
+def read_name_list(path: str | Path) -> list[str]:
+    """A text file of sequence names, one per line (blank lines and ``#`` comments skipped), each validated;
+    a name repeated later in the file is kept once (official-format exports write a lone name twice)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise AistppError("list file not found", path) from None
+    names = []
+    for i, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            names.append(parse_name(line).sequence)
+        except AistppError as err:
+            raise AistppError(f"line {i}: {err}", path) from None
+    return list(dict.fromkeys(names))
+
+
+def select_sequences(universe: Iterable[str], split=None, genres=None, *, ignore: Iterable[str] = (),
+                     split_dir: str | Path | None = None, missing: str = "keep", where: str = "") -> list[str]:
+    """The one selection rule behind ``aistpp reconstruct`` (an annotation tree) and the datasets (a corpus).
+
+    Args:
+        universe: the available sequence names, in order (mapping.txt order, or the corpus's).
+        split: None = the universe; a name in :data:`SPLIT_NAMES` = ``split_dir/<name>.txt`` when that file exists,
+            else this module's rule on the universe without the names in ``ignore``; the path of a file of names,
+            or an iterable of names = those, in their order.
+        genres: None, a comma string ``"gBR,gPO"`` or an iterable of genre codes: keep only those.
+        missing: names a file or list asks for that the universe lacks: ``"keep"`` them (a run then reports
+            each as failed, with the reason) or ``"drop"`` them with a warning naming ``where``.
+    Returns the names, each once, in order.
+    """
+    universe = [parse_name(s).sequence for s in universe]
+    if split is None:
+        names = universe
+    else:
+        asked = _asked_names(split, split_dir)
+        if asked is None:  # a split name: the rule
+            kind, _, subset = str(split).rpartition("_")
+            names = make_splits(universe, SplitSpec(kind=kind), ignore=ignore)[subset]
+        else:
+            names = asked
+            if missing == "drop":
+                present = set(universe)
+                absent = [n for n in names if n not in present]
+                if absent:
+                    log.warning("%s: %d of %d requested sequences are not in %s (e.g. %s)",
+                                split if isinstance(split, (str, Path)) else "selection", len(absent), len(names),
+                                where or "the selection", absent[0])
+                names = [n for n in names if n in present]
+    if genres is not None:
+        codes = parse_genres(genres) if isinstance(genres, str) else tuple(genres)
+        if codes:
+            names = [n for n in names if parse_name(n).genre in set(codes)]
+    seen: set = set()
+    return [s for s in names if not (s in seen or seen.add(s))]
+
+
+def _asked_names(split, split_dir) -> list[str] | None:
+    """The names a split argument lists (a list, a file, ``split_dir/<name>.txt``), or None for a rule split."""
+    if not isinstance(split, (str, Path)):
+        return [parse_name(n).sequence for n in split]
+    if Path(split).is_file():
+        return read_name_list(split)
+    if split_dir is not None and (Path(split_dir) / f"{split}.txt").is_file():
+        return read_name_list(Path(split_dir) / f"{split}.txt")
+    if str(split) not in SPLIT_NAMES:
+        raise AistppError(f"unknown split {str(split)!r}: expected a file of names or one of {', '.join(SPLIT_NAMES)}")
+    return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aistpp.errors import AistppError
-from aistpp.io.annotations import frame_timestamps
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE, frame_timestamps
 from aistpp.io.cameras import CameraGroup
 from aistpp.skeleton import FLIP_PERMUTATION
 
@@ -81,7 +81,7 @@ def synth_multiview(keypoints3d: np.ndarray, cameras: CameraGroup, *, noise_px: 
     conf = np.where(outlier, rng.uniform(0.3, 0.9, conf.shape), conf)
 
     low = (rng.random((V, N, J)) < low_conf_rate) & ~outlier
-    conf = np.where(low, rng.uniform(0.0, 0.15, conf.shape), conf)
+    conf = np.where(low, rng.uniform(0.0, OFFICIAL_MIN_CONFIDENCE, conf.shape), conf)
 
     w, h = np.array([c.size for c in cameras], float).T
     inside = ((px[..., 0] >= 0) & (px[..., 0] < w[:, None, None]) & (px[..., 1] >= 0)

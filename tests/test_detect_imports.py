@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aistpp.detect import (
-    import_official, read_openpose_folder, read_openpose_json, read_openpose_sequence, write_openpose_folder,
+    read_openpose_folder, read_openpose_json, read_openpose_sequence, write_openpose_folder,
 )
 from aistpp.errors import AistppError
 from aistpp.skeleton import COCO17
@@ -102,7 +102,13 @@ def test_bad_json(tmp_path):
         read_openpose_json(f)
 
 
-def test_import_official(annotations_dir, shared_sequences):
-    got = import_official(annotations_dir / "keypoints2d" / f"{shared_sequences[0]}.pkl")
+def test_official_keypoints2d_read_as_detections(annotations_dir, shared_sequences):
+    """The official pkl is read by aistpp.io.annotations.read_keypoints2d (the one reader; the name
+    import_official belongs to aistpp.corpus, which packs the whole release into a corpus)."""
+    import aistpp.detect
+    from aistpp.io.annotations import read_keypoints2d
+
+    assert not hasattr(aistpp.detect, "import_official")
+    got = read_keypoints2d(annotations_dir / "keypoints2d" / f"{shared_sequences[0]}.pkl")
     assert got["keypoints2d"].shape == (9, 576, 17, 3) and got["keypoints2d"].dtype == np.float32
     assert got["det_scores"].shape == (9, 576) and got["timestamps"][1] == 16667

@@ -116,7 +116,7 @@ def test_save_load_cameras_round_trip(setting1, tmp_path):
 
 
 @pytest.mark.parametrize("content,msg", [
-    ("", "not valid JSON"),
+    ("", "camera file is empty"),
     ('[{"name": "c01"', "not valid JSON"),
     ("{}", "non-empty JSON list"),
     ('[{"name": "c01", "size": [1920, 1080]}]', "lacks matrix"),

@@ -41,6 +41,12 @@ def shared_kp2d(annotations_dir, frames=slice(0, 120)):
     return load_pickle(annotations_dir / "keypoints2d" / "gBR_sBM_cAll_d04_mBR2_ch08.pkl")["keypoints2d"][:, frames]
 
 
+def mapping_of(annotations_dir):
+    from aistpp.io.annotations import read_mapping
+
+    return list(read_mapping(annotations_dir / "cameras" / "mapping.txt"))
+
+
 def test_select_sequences(annotations_dir, tmp_path):
     test = select_sequences(annotations_dir, split="crossmodal_test")
     assert test == [line for line in (annotations_dir / "splits" / "crossmodal_test.txt").read_text().split() if line]
@@ -52,7 +58,8 @@ def test_select_sequences(annotations_dir, tmp_path):
                                                                 "gBR_sBM_cAll_d04_mBR2_ch08"]
     # default: every sequence with a keypoints2d file, mapping.txt order
     assert select_sequences(annotations_dir) == ["gBR_sBM_cAll_d04_mBR2_ch08", "gJS_sBM_cAll_d03_mJS2_ch07"]
-    assert select_sequences(annotations_dir, genres=("gJS",)) == ["gJS_sBM_cAll_d03_mJS2_ch07"]
+    gjs = select_sequences(annotations_dir, genres=("gJS",))  # the whole genre, like a split (files or not)
+    assert "gJS_sBM_cAll_d03_mJS2_ch07" in gjs and gjs == [s for s in mapping_of(annotations_dir) if s[:3] == "gJS"]
     pose_test = select_sequences(annotations_dir, split="pose_test")
     assert pose_test and all(int(s.split("_")[3][1:]) % 3 == 0 for s in pose_test)
     with pytest.raises(AistppError, match="unknown split"):
@@ -155,6 +162,7 @@ class _KillsItsWorker:
 
 def test_dying_worker_fails_only_its_sequence(annotations_dir, tmp_path):
     from aistpp.executors import run_local
+    from aistpp.pipeline import failed_result
 
     kp = shared_kp2d(annotations_dir, slice(0, 40))
     seqs = {f"gBR_sBM_cAll_d04_mBR{k}_ch01": kp for k in range(4)}
@@ -162,7 +170,7 @@ def test_dying_worker_fails_only_its_sequence(annotations_dir, tmp_path):
     good = PipelineConfig(stages=("triangulate",))
     bad = PipelineConfig(stages=("triangulate",), triangulation=_KillsItsWorker())
     tasks = [SequenceTask(s, str(root), bad if i == 1 else good) for i, s in enumerate(seqs)]
-    results = {r.sequence: r for r in run_local(tasks, workers=2)}
+    results = {r.sequence: r for r in run_local(tasks, workers=2, work=run_sequence, failed=failed_result)}
     assert sorted(results) == sorted(seqs)
     assert results["gBR_sBM_cAll_d04_mBR1_ch01"].status == "failed"
     assert "worker process died" in results["gBR_sBM_cAll_d04_mBR1_ch01"].reason

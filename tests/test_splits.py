@@ -56,3 +56,28 @@ def test_bad_specs():
         SplitSpec(genres=("gZZ",))
     with pytest.raises(AistppError, match="holdout"):
         SplitSpec(kind="genre")
+
+
+def test_select_sequences_core(tree, tmp_path, caplog):
+    """aistpp.splits.select_sequences, behind both the pipeline's (tree) and the datasets' (corpus) selection."""
+    from aistpp.splits import select_sequences
+
+    mapping = list(tree.mapping())
+    ignore = tree.ignore_list()
+    rule = select_sequences(mapping, "crossmodal_train", ignore=ignore)
+    assert rule == make_splits(mapping, SplitSpec(), ignore=ignore)["train"] and len(rule) < 980
+    # the published file wins over the rule when a split folder is given (it keeps the ignored ones)
+    assert select_sequences(mapping, "crossmodal_test", split_dir=tree.root / "splits") == \
+        read_name_list(tree.split_path("crossmodal_test"))
+    few = mapping[:5]
+    asked = [mapping[3], "gKR_sBM_cAll_d28_mKR0_ch01", mapping[1], mapping[3]]
+    assert select_sequences(few, asked) == [mapping[3], "gKR_sBM_cAll_d28_mKR0_ch01", mapping[1]]
+    with caplog.at_level("WARNING", logger="aistpp.splits"):
+        assert select_sequences(few, asked, missing="drop", where="the corpus") == [mapping[3], mapping[1]]
+    assert "1 of 4 requested sequences are not in the corpus" in caplog.text
+    f = tmp_path / "names.txt"
+    f.write_text("\n".join(asked) + "\n")
+    assert select_sequences(few, str(f), genres="gKR") == ["gKR_sBM_cAll_d28_mKR0_ch01"]
+    assert select_sequences(mapping, None, ("gBR",)) == [s for s in mapping if s.startswith("gBR")]
+    with pytest.raises(AistppError, match="unknown split 'pose_val'"):
+        select_sequences(mapping, "pose_val")

@@ -265,7 +265,7 @@ def test_motion_statistics_known_answer():
     n, fps = 120, 60.0
     t = np.arange(n) / fps
     j = np.zeros((n, 17, 3))
-    j[:, :, 1] = np.linspace(20, 160, 17)[None]  # a standing column of joints
+    j[:, :, 1] = np.linspace(160, 20, 17)[None]  # a standing column of joints, head up
     j[:, 15, 1] = j[:, 16, 1] = 10.0  # ankles 10 cm above the world origin (the floor is not at 0)
     j[n // 2:, 15, 1] += 20.0
     j[:, :, 0] = 30.0 * t[:, None]
@@ -276,8 +276,40 @@ def test_motion_statistics_known_answer():
     assert stats["ankle_height"][-1, 0] == pytest.approx(20.0)
     assert np.isnan(stats["skating"][-1, 0]) and stats["skating"][-1, 1] == pytest.approx(30.0)
     assert stats["skating_median_cm_s"] == pytest.approx(30.0)
+    assert not stats["floor_work"].any() and stats["floor_work_fraction"] == 0.0
     x = np.array([1.0, 5.0, 2.0, np.nan, 3.0, 100.0, 4.0])
     np.testing.assert_allclose(qa.rolling_median(x, 3), [3.0, 2.0, 3.5, 2.5, 51.5, 4.0, 52.0])
+
+
+def test_foot_skating_ignores_floor_work():
+    """Standing with planted feet for 1 s, then 1 s of floor work (hips and a hand down, the feet sweeping along
+    the floor at 200 cm/s): no skating is counted. The same sweep while standing is skating, and a tapping foot
+    (moving up and down fast) is not in contact."""
+    n, fps = 120, 60.0
+    t = np.arange(n) / fps
+    j = np.zeros((n, 17, 3))
+    j[:, :, 1] = np.linspace(160, 20, 17)[None] + 70.0  # floor at y = 70 cm (as in AIST++'s world frame)
+    j[:, 15:17, 1] = 75.0                               # ankles 5 cm above it
+    down = np.arange(n) >= n // 2
+    j[down, :15, 1] = 85.0                              # floor work: hips, hands, head 15 cm above the floor
+    sweep = 200.0 * t
+    j[down, 15, 0] = sweep[down]
+    j[down, 16, 2] = -sweep[down]
+    stats = qa.motion_statistics(j, COCO17, fps)
+    np.testing.assert_array_equal(stats["floor_work"], down)
+    assert stats["floor_work_fraction"] == pytest.approx(0.5)
+    assert np.isnan(stats["skating"][down]).all() and stats["skating_median_cm_s"] == pytest.approx(0.0)
+    standing = j.copy()
+    standing[:, :15, 1] = np.linspace(160, 20, 17)[None, :15] + 70.0
+    sliding = qa.motion_statistics(standing, COCO17, fps)
+    assert not sliding["floor_work"].any()
+    assert sliding["skating"][-1, 0] == pytest.approx(200.0) and sliding["skating"][-1, 1] == pytest.approx(200.0)
+    tapping = standing.copy()
+    tapping[:, 15, 1] += 2.0 * np.sin(2 * np.pi * 5 * t)  # the left foot taps: within 2 cm, up to 63 cm/s
+    tap = qa.motion_statistics(tapping, COCO17, fps)
+    fast = np.abs(np.gradient(tapping[:, 15, 1]) * fps) > 30.0
+    assert fast.sum() > n // 3 and np.isnan(tap["skating"][fast, 0]).all()
+    assert np.isfinite(tap["skating"][~fast[1:-1].nonzero()[0] + 1, 1]).all()
 
 
 def test_cli_viz_on_a_corpus_uses_its_diagnostics(tree, shared_sequences, tmp_path, capsys):
@@ -355,3 +387,75 @@ def test_cli_viz_mixed_sources_and_missing_joints(annotations_dir, shared_sequen
                  "--tile", "160x90"]) == 0
     out = capsys.readouterr().out
     assert "overlay.png" in out and "skeleton" not in out
+
+
+def _captured_animation(monkeypatch, motions, titles, size=(240, 240)):
+    import aistpp.viz.animate as animate
+
+    got = {}
+
+    def capture(path, frames, fps):
+        got["frames"] = list(frames)
+        return path
+
+    monkeypatch.setattr(animate, "write_animation", capture)
+    skeleton_animation("x.mp4", motions, titles, config=AnimationConfig(size=size))
+    return got["frames"]
+
+
+def test_compare_panels_share_floor_and_camera_and_fit_their_titles(real, monkeypatch):
+    """A real sequence next to a 'generated' one that starts with the same seed frames and then walks 30 cm away:
+    the seed frames look the same in both panels (one floor, one camera), and the two long titles, which differ
+    only at their end, both fit a 240 px panel and stay different."""
+    from aistpp.viz.render import fit_text
+
+    seed = real["k3"][:40]
+    k3, gen = seed.copy(), seed.copy()
+    k3[20:, :, 1] -= 25.0  # after the seed: one steps down, the other jumps and walks away, so the lowest
+    gen[20:, :, 1] += 25.0  # joints (each motion's own floor) differ by ~25 cm
+    gen[20:, :, 0] += 30.0
+    name = real["name"]
+    titles = [name, f"{name}_mBR2"]
+    frames = _captured_animation(monkeypatch, [k3, gen], titles)
+    left, right = frames[0][:, :240], frames[0][:, 240:]
+    body = slice(40, None)  # below the titles
+    assert np.abs(left[body].astype(int) - right[body].astype(int)).max() == 0
+    fitted = [fit_text(f"{t} 0", 240 - 16) for t in titles]
+    assert fitted[0][0] != fitted[1][0] and fitted[1][0].endswith("_mBR2 0")
+    for text, scale in fitted:
+        assert cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= 224 and scale >= 0.35
+    assert fit_text("short", 224) == ("short", 0.6)
+    # far apart (another stage spot): each panel is centred on its own motion, still one floor height
+    from aistpp.viz.animate import panel_framing
+
+    away = k3 + np.array([800.0, 0.0, 0.0])
+    centers, radius, floor = panel_framing([k3, away])
+    assert centers[1][0] - centers[0][0] == pytest.approx(800.0) and centers[0][1] == centers[1][1]
+    assert floor == pytest.approx(np.nanmin(k3[..., 1]))
+
+
+def test_reprojection_plot_labels_several_ticks(monkeypatch, tmp_path):
+    import aistpp.viz.qa as qa_mod
+
+    seen = {}
+
+    def keep(fig, path):
+        seen["labels"] = [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()]
+        seen["ylim"] = fig.axes[0].get_ylim()
+        return path
+
+    monkeypatch.setattr(qa_mod, "_save", keep)
+    err = 2.0 + 6.0 * np.random.default_rng(0).random((9, 300))  # 2-8 px: below symlog's linear threshold
+    qa_mod.plot_reprojection_error(tmp_path / "r.png", err, [f"c{v + 1:02d}" for v in range(9)])
+    assert seen["labels"] == ["0", "1", "2", "3", "5", "10"] and seen["ylim"][1] >= 8.0
+    assert qa.readable_ticks(300) == [0, 1, 2, 5, 10, 20, 50, 100, 200, 500]
+
+
+def test_overlays_zoom_on_the_dancer_by_default():
+    from aistpp.cli import build_parser
+    from aistpp.viz.report import VizConfig
+
+    assert VizConfig().crop is True
+    parser = build_parser()
+    assert parser.parse_args(["viz", "x", "--out", "o"]).crop is True
+    assert parser.parse_args(["viz", "x", "--out", "o", "--no-crop"]).crop is False

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
+
 PROTOCOL_VERSION = "aistpp-keypoints-1"
 
 # Official AIST++ triangulation dropped 2D points below this confidence; the benchmark scores only the rest.
-REFERENCE_CONF_THRESHOLD = 0.15
+REFERENCE_CONF_THRESHOLD = OFFICIAL_MIN_CONFIDENCE
 PCK_PX = (5.0, 10.0, 20.0)
 PCK_BOX = (0.05, 0.1, 0.2)
 PCK3D_CM = (5.0, 10.0, 15.0)

@@ -68,7 +68,7 @@ def _score_2d(predictions, references, sequences, config, views, progress):
     view_idx = None
     rows = {k: [] for k in ("err", "box", "det", "ref", "valid", "pred", "score", "seq", "view")}
     series = {}
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     for s_i, seq in enumerate(tqdm(sequences, desc="benchmark 2D", unit="seq", disable=not progress)):
         ref = references.load(seq)
@@ -179,7 +179,7 @@ def summarize_3d(error, pa_error, accel, bone_cv, ref_bone_cv, config: Benchmark
 
 
 def _score_3d(predictions, references, sequences, config, progress):
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     rows = {k: [] for k in ("err", "pa", "acc", "seq")}
     bone_cv, ref_cv, series = [], [], {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 from aistpp.errors import AistppError
 
@@ -93,7 +92,7 @@ def cmd_benchmark(args) -> int:
                                     sequences=args.sequences)
     log.info("scoring %s predictions of %d sequence(s) from %s against %s", preds.task, len(names), preds.path,
              refs.path)
-    result = run_benchmark(preds, refs, names, config, views=views, notes=notes, progress=sys.stderr.isatty())
+    result = run_benchmark(preds, refs, names, config, views=views, notes=notes, progress=True)
     if args.out:
         from aistpp.benchmark.report import write_report
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from aistpp.errors import AistppError
 
@@ -50,13 +49,13 @@ def register(sub) -> None:
                                    "every sequence in the manifest) reconstructed; 1 when something is wrong or a "
                                    "requested sequence failed or is absent (each is listed with its reason), unless "
                                    "--allow-failed.")
-    p.add_argument("corpus", metavar="CORPUS")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus directory (from reconstruct or import-official)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ",
                    help="the sequences that must be present and ok (default: every sequence in the manifest)")
     p.add_argument("--allow-failed", action="store_true",
                    help="exit 0 on an intact corpus even if some sequences failed (they are still listed)")
     p.add_argument("--no-checksums", action="store_true", help="skip sha256 (sizes and shapes only)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("export",
@@ -68,9 +67,10 @@ def register(sub) -> None:
                                    "(cm, +y up, rest offsets from the body model times smpl_scaling); amass: "
                                    "<seq>.npz AMASS-style (poses (N,156), trans m, betas, gender, "
                                    "mocap_framerate; rotated to +z up unless --up y).")
-    p.add_argument("corpus", metavar="CORPUS")
-    p.add_argument("--format", choices=("official", "npz", "bvh", "amass"), required=True)
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus directory to export")
+    p.add_argument("--format", choices=("official", "npz", "bvh", "amass"), required=True,
+                   help="official annotation tree, SMPL .npz, BVH or AMASS-style npz (see the description)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
     p.add_argument("--smpl-model", metavar="PATH", help="bvh/amass: SMPL model whose rest skeleton is used "
                                                         "(default: the generated stand-in)")
@@ -81,8 +81,9 @@ def register(sub) -> None:
     p = sub.add_parser("import-official", help="pack the official annotation release into a corpus as it is",
                        description="Every keypoints2d/keypoints3d/motions file that exists per sequence, with its "
                                    "cameras and attributes. Resumable.")
-    p.add_argument("--annotations", required=True, metavar="DIR")
-    p.add_argument("--out", required=True, metavar="CORPUS")
+    p.add_argument("--annotations", required=True, metavar="DIR",
+                   help="official annotation tree (cameras/, mapping.txt, keypoints2d/, keypoints3d/, motions/)")
+    p.add_argument("--out", required=True, metavar="CORPUS", help="corpus directory (created or resumed)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
     p.set_defaults(func=cmd_import)
 
@@ -94,8 +95,10 @@ def register(sub) -> None:
     p.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
     p.add_argument("--sequences", type=int, default=2, metavar="N", help="number of generated sequences (default 2)")
     p.add_argument("--frames", type=int, default=240, metavar="N", help="frames per sequence (default 240 = 4 s)")
-    p.add_argument("--workers", type=int, default=1, metavar="N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="sequences reconstructed in parallel by local processes (default 1)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="random seed of the generated motions, camera noise and FACT training (default 0)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -131,7 +134,7 @@ def cmd_reconstruct(args) -> int:
     seqs = select_sequences(args.annotations, sequences=args.sequences, genres=parse_genres(args.genre),
                             split=args.split, source=args.source)
     summary = reconstruct(args.annotations, args.out, seqs, config, videos=args.videos, executor=args.executor,
-                          workers=args.workers, ray_address=args.ray_address, progress=sys.stderr.isatty(),
+                          workers=args.workers, ray_address=args.ray_address, progress=True,
                           commit_every=args.commit_every, force=args.force, music=args.music)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else "\n".join(summary.lines()))
     return 1 if summary.failed or "error" in summary.music else 0
@@ -181,7 +184,7 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from aistpp.corpus import import_official
 
-    res = import_official(args.annotations, args.out, sequences=args.sequences, progress=sys.stderr.isatty())
+    res = import_official(args.annotations, args.out, sequences=args.sequences, progress=True)
     print(f"imported {res['imported']} sequences into {args.out} ({res['skipped']} already there, "
           f"{len(res['failed'])} failed)")
     for s, r in res["failed"].items():
@@ -194,8 +197,11 @@ def cmd_demo(args) -> int:
 
     cfg = DemoConfig(out=args.out, sequences=args.sequences, frames=args.frames, workers=args.workers,
                      seed=args.seed)
-    for step in run_demo(cfg):
-        print(f"== {step.title} ({step.seconds:.1f} s)")
+    def header(number, count, name):
+        print(f"== [{number}/{count}] {name} ...", flush=True)  # before the step: long steps are not silent
+
+    for step in run_demo(cfg, on_start=header):
+        print(f"   {step.title} ({step.seconds:.1f} s)")
         for line in step.lines:
             print(f"   {line}")
     return 0

@@ -27,13 +27,11 @@ def register(sub) -> None:
 
 
 def cmd_add_music(args) -> int:
-    import sys
-
     from aistpp.audio import AudioConfig, add_music_to_corpus
 
     ids = [m.strip() for m in args.music_id.split(",") if m.strip()] if args.music_id else None
     result = add_music_to_corpus(args.corpus, args.music, music_ids=ids, overwrite=args.overwrite,
-                                 config=AudioConfig(compat=args.compat), progress=sys.stderr.isatty())
+                                 config=AudioConfig(compat=args.compat), progress=True)
     print(f"music features: {len(result['added'])} added, {len(result['cached'])} already cached, "
           f"{len(result['missing'])} missing")
     for mid, seqs in sorted(result["missing"].items()):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 from aistpp.errors import AistppError
@@ -91,9 +90,9 @@ def _spec(args):
 
 
 def _progress_bar(total, desc):
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", disable=not sys.stderr.isatty(), smoothing=0.1)
+    return tqdm(total=total, desc=desc, unit="frame", smoothing=0.1)  # a bar, or log lines without a terminal
 
 
 def cmd_detect(args) -> int:

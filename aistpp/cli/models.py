@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 from aistpp.errors import AistppError
@@ -151,7 +150,7 @@ def cmd_train(args) -> int:
                 raise AistppError(f"--preset {args.preset} differs from the run's model; resume with the preset "
                                   "it was started with", args.out)
     dataset = FACTDataset(args.corpus, split=args.split, seed=args.seed, cache=not args.no_cache,
-                          progress=sys.stderr.isatty(), sampling=args.sampling)
+                          progress=True, sampling=args.sampling)
     info = {"corpus": str(args.corpus), "split": str(args.split), "windows": len(dataset),
             "sequences": len(dataset.sequences), "window_config": dataset.config.to_dict()}
     log.info("training %s FACT (%.1f M parameters) on %d windows of %d sequences", args.preset,
@@ -185,7 +184,7 @@ def cmd_generate(args) -> int:
     config = GenerateConfig(frames=args.frames, snap=args.snap, music_align=args.music_align)
     for seed in seeds:
         rec = generate_to_dir(None, seed, args.music, args.out, config, corpus=args.corpus, model=model,
-                              ckpt_info=info, progress=sys.stderr.isatty())
+                              ckpt_info=info, progress=True)
         print(f"{rec['name']}: {rec['generated_frames']} frames -> {rec['paths']['npy']}")
     return 0
 
@@ -230,7 +229,7 @@ def cmd_evaluate(args) -> int:
     if args.smpl_model is None:
         log.warning("no --smpl-model: using the generated stand-in body; numbers are not comparable with "
                     "published ones")
-    result = evaluate(args.generated, args.corpus, args.smpl_model, config, progress=sys.stderr.isatty())
+    result = evaluate(args.generated, args.corpus, args.smpl_model, config, progress=True)
     result["profile"] = args.profile
     out = Path(args.out) if args.out else Path(args.generated) / "metrics.json"
     atomic_write_text(out, json.dumps(result, indent=1, default=float) + "\n")

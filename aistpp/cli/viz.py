@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 from pathlib import Path
 
 from aistpp.errors import AistppError
@@ -69,8 +69,9 @@ def register(sub) -> None:
     p.add_argument("--videos", metavar="DIR", help="folder of the sequence's 9 videos <video_name>.mp4 (overlays "
                                                    "are drawn on them)")
     p.add_argument("--overlay-video", action="store_true", help="also write the overlay mosaic over --frames")
-    p.add_argument("--crop", action="store_true",
-                   help="zoom every overlay view on the dancer (one fixed box per view) instead of the whole frame")
+    p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
+                   help="zoom every overlay view on the dancer, one fixed box per view (default); --no-crop draws "
+                        "the whole frame")
     p.add_argument("--smpl-model", metavar="PATH",
                    help="SMPL model file or folder for joints, mesh and fit error (default: the generated stand-in)")
     p.add_argument("--overwrite", action="store_true", help="redraw files that already exist")
@@ -105,7 +106,7 @@ def cmd_viz(args) -> int:
                        fmt=args.fmt, size=_size(args.size), tile=_size(args.tile), overlay_video=args.overlay_video,
                        crop=args.crop, overwrite=args.overwrite)
     written = render_sequence(data, args.out, compare=compare, body_model=body_model, config=config,
-                              videos_dir=args.videos, progress=sys.stderr.isatty())
+                              videos_dir=args.videos, progress=True)
     for product in PRODUCTS:
         for path in written.get(product, []):
             print(path)

@@ -36,7 +36,7 @@ def import_official(annotations: str | Path, out: str | Path, sequences=None, pr
     file that exists (keypoints2d, keypoints3d, motions) and its cameras. Resumable (sequences already imported from
     files of the same content, sha256, and the same cameras are skipped). A file whose name is not a sequence is
     reported under ``failed`` and the rest imported. Returns {"imported", "skipped", "failed": {seq: reason}}."""
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     from aistpp.corpus.manifest import config_hash, file_sha256
     from aistpp.io.annotations import AnnotationTree

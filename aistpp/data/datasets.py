@@ -29,12 +29,11 @@ import numpy as np
 import torch
 
 from aistpp.errors import AistppError
-from aistpp.naming import parse_genres, parse_name
-from aistpp.splits import crossmodal_subset, pose_subset
+from aistpp.naming import parse_name
+from aistpp.splits import SPLIT_NAMES  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("crossmodal_train", "crossmodal_val", "crossmodal_test", "pose_train", "pose_test")
 # Item keys (flat names) whose leading (or, for 2D, second) axis is the frame axis; collate pads these.
 FRAME_AXIS = {"keypoints2d": 1, "det_scores": 1, "timestamps": 0, "keypoints3d": 0, "keypoints3d_optim": 0,
               "views_used": 0, "reprojection_error": 0, "smpl_poses": 0, "smpl_trans": 0,
@@ -68,38 +67,10 @@ def select_sequences(corpus, split=None, genres=None, ignore=True) -> list[str]:
             and the pipeline from the official ignore list); False keeps them; a path to an ``ignore_list.txt``
             or an iterable of names drops those (and the flagged ones).
     """
+    from aistpp import splits
+
     corpus = _open_corpus(corpus)
-    names = corpus.sequences()
-    if split is not None and not isinstance(split, (str, Path)):
-        wanted = [parse_name(n).sequence for n in split]
-        present = set(names)
-        absent = [n for n in wanted if n not in present]
-        if absent:
-            log.warning("%d of %d requested sequences are not in the corpus (e.g. %s)", len(absent), len(wanted),
-                        absent[0])
-        names = [n for n in wanted if n in present]
-    elif split is not None:
-        split_str = str(split)
-        if split_str in SPLIT_NAMES:
-            kind, subset = split_str.split("_")
-            rule = crossmodal_subset if kind == "crossmodal" else pose_subset
-            names = [n for n in names if rule(parse_name(n)) == subset]
-        else:
-            path = Path(split)
-            if not path.is_file():
-                raise AistppError(f"unknown split {split_str!r}: not one of {', '.join(SPLIT_NAMES)} and not a "
-                                  "split file")
-            wanted = _read_names(path)
-            present = set(names)
-            absent = [n for n in wanted if n not in present]
-            if absent:
-                log.warning("%s: %d of %d sequences are not in the corpus (e.g. %s)", path, len(absent),
-                            len(wanted), absent[0])
-            names = [n for n in wanted if n in present]
-    if genres is not None:
-        codes = parse_genres(genres) if isinstance(genres, str) else tuple(genres)
-        if codes:
-            names = [n for n in names if parse_name(n).genre in codes]
+    names = splits.select_sequences(corpus.sequences(), split, genres, missing="drop", where="the corpus")
     if ignore is not False and ignore is not None:
         dropped = {n for n in names if (corpus.attrs(n).get("quality") or {}).get("ignore_list")}
         if ignore is not True:
@@ -375,7 +346,7 @@ class _CachedWindows:
     music id in one (sum M, 35) array: one gather per batch, shared copy-on-write by forked workers."""
 
     def __init__(self, corpus, sequences, music_ids, offsets, pad: bool, progress: bool):
-        from tqdm import tqdm
+        from aistpp.progress import tqdm
 
         frames = [int(corpus.group(s)["smpl/poses"].shape[0]) for s in sequences]
         self.motion_rows = np.concatenate([[0], np.cumsum(frames)[:-1]]).astype(np.int64)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from aistpp.errors import AistppError
+from aistpp.smpl.joints import axis_angle_to_matrix  # noqa: F401  (the package's one Rodrigues; re-exported)
 
 MOTION_DIM = 219
 MOTION_DIM_PADDED = 225
@@ -41,32 +42,6 @@ def _as_tensor(x, dtype=None) -> torch.Tensor:
 def _check_last(x: torch.Tensor, shape: tuple, name: str) -> None:
     if tuple(x.shape[x.dim() - len(shape):]) != shape or x.dim() < len(shape):
         raise AistppError(f"{name}: expected shape (..., {', '.join(map(str, shape))}), got {tuple(x.shape)}")
-
-
-def _skew(v: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3) cross-product matrix [v]_x."""
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(v.shape[:-1] + (3, 3))
-
-
-def axis_angle_to_matrix(axis_angle) -> torch.Tensor:
-    """Rodrigues: axis-angle (..., 3) radians -> rotation matrix (..., 3, 3).
-
-    R = I + a [v]x + b [v]x^2 with a = sin(t)/t, b = (1 - cos t)/t^2, t = |v|; Taylor series below t = 1e-3 so the
-    value and the gradient are finite at t = 0.
-    """
-    v = _as_tensor(axis_angle)
-    _check_last(v, (3,), "axis_angle_to_matrix")
-    t2 = (v * v).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    small = t2 < 1e-6
-    t2_safe = torch.where(small, torch.ones_like(t2), t2)
-    t = torch.sqrt(t2_safe)
-    a = torch.where(small, 1 - t2 / 6 + t2 * t2 / 120, torch.sin(t) / t)
-    b = torch.where(small, 0.5 - t2 / 24 + t2 * t2 / 720, (1 - torch.cos(t)) / t2_safe)
-    k = _skew(v)
-    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand(k.shape)
-    return eye + a * k + b * (k @ k)
 
 
 def _matrix_to_quaternion(m: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from aistpp.detect.base import (
     empty_keypoints,
 )
 from aistpp.detect.imports import (
-    BODY25_TO_COCO17, body25_to_coco17, coco17_to_body25, import_official, read_openpose_folder,
+    BODY25_TO_COCO17, body25_to_coco17, coco17_to_body25, read_openpose_folder,
     read_openpose_json, read_openpose_sequence, write_openpose_folder, write_openpose_json,
 )
 from aistpp.detect.mediapipe_pose import MEDIAPIPE_TO_COCO17, MediaPipeConfig, MediaPipeDetector
@@ -32,6 +32,6 @@ __all__ = [
     "keypoints_to_boxes", "MEDIAPIPE_TO_COCO17", "MediaPipeConfig", "MediaPipeDetector",
     "OnnxPoseConfig", "OnnxPoseDetector", "best_person", "body25_to_coco17", "check_frames", "coco17_to_body25",
     "decode_heatmaps", "decode_simcc", "detect_one_view", "detect_sequence", "detect_view", "empty_keypoints",
-    "import_official", "read_openpose_folder", "read_openpose_json", "read_openpose_sequence",
+    "read_openpose_folder", "read_openpose_json", "read_openpose_sequence",
     "write_openpose_folder", "write_openpose_json",
 ]

@@ -1,4 +1,5 @@
-"""Imports of existing 2D keypoints: the official keypoints2d pkl and OpenPose BODY_25 JSON folders.
+"""Imports of existing 2D keypoints: OpenPose BODY_25 JSON folders (the official keypoints2d pkl is read by
+:func:`aistpp.io.annotations.read_keypoints2d`).
 
 OpenPose writes one ``<video>_<12-digit frame>_keypoints.json`` per frame, ``{"people": [{"pose_keypoints_2d":
 [x0, y0, c0, x1, ...]}, ...]}``, with a missing point as (0, 0, 0). BODY_25 order: 0 Nose, 1 Neck, 2 RShoulder,
@@ -22,7 +23,7 @@ import numpy as np
 
 from aistpp.detect.base import best_person, empty_keypoints
 from aistpp.errors import AistppError
-from aistpp.io.annotations import frame_timestamps, read_keypoints2d
+from aistpp.io.annotations import frame_timestamps
 from aistpp.io.atomic import atomic_write_text
 from aistpp.naming import VIEWS, parse_name
 from aistpp.skeleton import NUM_JOINTS
@@ -52,11 +53,6 @@ BODY25_TO_COCO17 = (
 BODY25_NUM = 25
 
 _FRAME_RE = re.compile(r"_(\d{12})_keypoints\.json$")
-
-
-def import_official(path: str | Path) -> dict:
-    """Official keypoints2d pkl -> dict(keypoints2d (9, N, 17, 3), det_scores (9, N), timestamps (N,) us)."""
-    return read_keypoints2d(path)
 
 
 def body25_to_coco17(people) -> tuple[np.ndarray, np.ndarray]:

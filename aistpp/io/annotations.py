@@ -26,9 +26,12 @@ from aistpp.io.safe_pickle import load_pickle, save_pickle
 from aistpp.naming import parse_name
 from aistpp.shapes import format_spec, match_shape
 from aistpp.skeleton import COCO17, NUM_JOINTS  # noqa: F401  (re-exported)
+from aistpp.splits import read_name_list  # noqa: F401  (re-exported)
 
 NUM_VIEWS = 9
 FPS = 60
+# The official triangulation dropped 2D keypoints below this confidence (the one place the number is written).
+OFFICIAL_MIN_CONFIDENCE = 0.15
 
 
 # (key, shape, dtype) per file kind; "N" is the frame count, "V" the number of views (see aistpp.shapes).
@@ -73,11 +76,33 @@ def _check(kind: str, data, path) -> dict:
     return out
 
 
+def _load(path) -> object:
+    """The pickle at ``path``; an empty file is reported as empty (not as a pickle it cannot parse)."""
+    try:
+        empty = Path(path).stat().st_size == 0
+    except OSError:
+        empty = False  # missing / unreadable: load_pickle says so
+    if empty:
+        raise AistppError("file is empty (0 bytes)", path)
+    return load_pickle(path)
+
+
+def _check_views(data, path) -> None:
+    """The official keypoints2d has one row per camera c01..c09: a wrong count is named before the shapes."""
+    if isinstance(data, dict) and "keypoints2d" in data:
+        shape = np.shape(data["keypoints2d"])
+        if len(shape) == 4 and shape[0] != NUM_VIEWS:
+            raise AistppError(f"keypoints2d has {shape[0]} views, expected {NUM_VIEWS} (one per camera "
+                              f"c01..c{NUM_VIEWS:02d})", path)
+
+
 def read_keypoints2d(path: str | Path) -> dict:
     """keypoints2d pkl -> {keypoints2d (V, N, 17, 3) float32, det_scores (V, N), timestamps (N,) int64 us}.
 
-    Missing det_scores / timestamps are filled (1 where detected / 60 fps from 0)."""
-    out = _check("keypoints2d", load_pickle(path), path)
+    V must be 9 (cameras c01..c09). Missing det_scores / timestamps are filled (1 where detected / 60 fps from 0)."""
+    data = _load(path)
+    _check_views(data, path)
+    out = _check("keypoints2d", data, path)
     kp = out["keypoints2d"]
     if "det_scores" not in out:
         out["det_scores"] = np.where(np.isnan(kp[..., 2]).all(axis=-1), 0, 1).astype(np.float32)
@@ -88,12 +113,12 @@ def read_keypoints2d(path: str | Path) -> dict:
 
 def read_keypoints3d(path: str | Path) -> dict:
     """keypoints3d pkl -> {keypoints3d (N, 17, 3) cm, keypoints3d_optim (N, 17, 3) cm when present}."""
-    return _check("keypoints3d", load_pickle(path), path)
+    return _check("keypoints3d", _load(path), path)
 
 
 def read_motion(path: str | Path) -> dict:
     """motions pkl -> {smpl_poses (N, 72), smpl_trans (N, 3) cm, smpl_scaling (1,), smpl_loss float}."""
-    return _check("motions", load_pickle(path), path)
+    return _check("motions", _load(path), path)
 
 
 def write_keypoints2d(path, keypoints2d, det_scores=None, timestamps=None) -> None:
@@ -127,26 +152,6 @@ def frame_timestamps(n_frames: int, fps: float = FPS) -> np.ndarray:
     return np.round(np.arange(n_frames) * (1e6 / fps)).astype(np.int64)
 
 
-def read_name_list(path: str | Path) -> list[str]:
-    """A text file of sequence names, one per line (blank lines and ``#`` comments skipped), each validated;
-    a name repeated later in the file is kept once (official-format exports write a lone name twice)."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise AistppError("list file not found", path) from None
-    names = []
-    for i, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            names.append(parse_name(line).sequence)
-        except AistppError as err:
-            raise AistppError(f"line {i}: {err}", path) from None
-    return list(dict.fromkeys(names))
-
-
 def write_name_list(path: str | Path, names) -> None:
     atomic_write_text(path, "".join(f"{n}\n" for n in names))
 
@@ -158,6 +163,8 @@ def read_mapping(path: str | Path) -> dict[str, str]:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         raise AistppError("mapping file not found", path) from None
+    if not any(line.strip() for line in lines):
+        raise AistppError("mapping file is empty", path)
     mapping: dict[str, str] = {}
     for i, line in enumerate(lines, 1):
         if not line.strip():

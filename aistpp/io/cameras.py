@@ -17,6 +17,7 @@ import numpy as np
 
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_write_text
+from aistpp.naming import view_name
 
 _KEYS = ("name", "size", "matrix", "distortions", "rotation", "translation")
 
@@ -216,9 +217,13 @@ class CameraGroup:
         return [c.to_dict() for c in self.cameras]
 
     def to_aniposelib(self):
-        """An ``aniposelib.cameras.CameraGroup`` with the same intrinsics, distortion and extrinsics."""
-        from aniposelib.cameras import Camera as ACamera
-        from aniposelib.cameras import CameraGroup as AGroup
+        """An ``aniposelib.cameras.CameraGroup`` with the same intrinsics, distortion and extrinsics (needs the
+        ``anipose`` extra)."""
+        try:
+            from aniposelib.cameras import Camera as ACamera
+            from aniposelib.cameras import CameraGroup as AGroup
+        except ImportError:
+            raise AistppError("CameraGroup.to_aniposelib needs aniposelib: pip install 'aistpp[anipose]'") from None
 
         cams = [
             ACamera(name=c.name, size=tuple(c.size), matrix=np.asarray(c.K, float), rvec=np.asarray(c.rvec, float),
@@ -250,7 +255,8 @@ class CameraGroup:
         for i, d in enumerate(items):
             if not isinstance(d, dict) or any(k not in d for k in _KEYS):
                 missing = [k for k in _KEYS if not isinstance(d, dict) or k not in d]
-                raise AistppError(f"camera {i} lacks {', '.join(missing)}", path)
+                label = d.get("name") if isinstance(d, dict) and d.get("name") else view_name(i)
+                raise AistppError(f"camera {label} (entry {i + 1} of the list) lacks {', '.join(missing)}", path)
             try:
                 cam = Camera(
                     name=str(d["name"]),
@@ -261,7 +267,7 @@ class CameraGroup:
                     tvec=_as(d["translation"], (3,)),
                 )
             except (ValueError, TypeError, IndexError) as err:
-                raise AistppError(f"camera {d.get('name', i)!r} is malformed: {err}", path) from None
+                raise AistppError(f"camera {d.get('name') or view_name(i)} is malformed: {err}", path) from None
             cams.append(cam)
         return cls(tuple(cams), setting)
 
@@ -288,7 +294,10 @@ def load_cameras(path: str | Path) -> CameraGroup:
     """Read an official ``setting*.json`` into a :class:`CameraGroup` (setting name = file stem)."""
     path = Path(path)
     try:
-        items = json.loads(path.read_text())
+        text = path.read_text()
+        if not text.strip():
+            raise AistppError("camera file is empty", path)
+        items = json.loads(text)
     except FileNotFoundError:
         raise AistppError("camera file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -89,11 +89,74 @@ def demo_step(corpus_path, out_dir, music_dir=None, steps: int = 20, batch_size:
     metrics = evaluate(out / "generated", corpus, smpl_model, ecfg)
     seconds["evaluate"] = time.perf_counter() - t
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, default=float) + "\n")
+    reference = reference_features(corpus, smpl_model, ecfg)
+    verdicts = {row: pool_verdicts(metrics[row], reference, against_itself=(row == "ground_truth"
+                                                                             and ecfg.reference == "all"))
+                for row in ("generated", "ground_truth") if metrics[row]}
     losses = [l for _, l in result.losses]
     return {"train": {"steps": result.step, "first_loss": losses[0] if losses else None,
                       "last_loss": losses[-1] if losses else None, "windows": len(dataset),
                       "checkpoint": result.checkpoint},
             "generated": names, "metrics": {k: metrics[k] for k in ("generated", "ground_truth")},
-            "metrics_notes": metrics["notes"],
+            "metrics_notes": metrics["notes"], "verdicts": verdicts, "stand_in_body": smpl_model is None,
             "config": ecfg.to_dict(), "seconds": seconds, "out": str(out)}
 
+
+
+MIN_DIST_POOL = 3  # Dist normalizes by the pool's std: with 2 motions every feature becomes +-1, Dist = 2 sqrt(D)
+
+
+def reference_features(corpus, smpl_model, config) -> list[dict]:
+    """The evaluation features ({"kinetic": (72,), "geometric": (32,)}) of every corpus motion: the reference pool
+    of the demo's evaluation (``reference="all"``)."""
+    from aistpp.models.metrics import motion_features, motion_joints
+    from aistpp.smpl import load_body_model
+
+    body = load_body_model(smpl_model)
+    feats = []
+    for seq in corpus.sequences():
+        d = corpus.read(seq, ("smpl/poses", "smpl/trans", "smpl/scaling"))
+        joints = motion_joints(body, d["smpl/poses"], d["smpl/trans"], d["smpl/scaling"])
+        if len(joints) >= 3:
+            feats.append(motion_features(joints, config))
+    return feats
+
+
+def pool_verdicts(scores: dict, reference: list[dict], against_itself: bool = False) -> dict:
+    """Which metrics of one score row (:func:`aistpp.models.metrics.score_set`) mean something on this pool.
+
+    Returns ``{metric: (value, None)}`` for a metric that can be computed and ``{metric: (None, reason)}`` for one
+    that cannot (the value it printed is noise):
+
+    - ``FID_k`` / ``FID_g``: the reference covariance is singular unless the pool has more motions than features
+      (72 kinetic, 32 geometric); a row scored against itself (``against_itself``) is 0 by construction.
+    - ``Dist_k`` / ``Dist_g``: features are normalized by the pool's mean and std: the pool needs at least
+      :data:`MIN_DIST_POOL` motions, the row 2, and no feature may be constant over the pool (its std + 1e-10
+      turns any difference into ~1e10).
+    - ``BeatAlign``: computable whenever music beats were found (finite).
+    """
+    import numpy as np
+
+    n_ref, n_row = len(reference), int(scores.get("n", 0))
+    out = {}
+    for key, short in (("kinetic", "k"), ("geometric", "g")):
+        ref = np.stack([f[key] for f in reference]) if reference else np.zeros((0, 0))
+        dims = ref.shape[1]
+        if against_itself:
+            out[f"FID_{short}"] = (None, "scored against itself: 0 by construction")
+        elif n_ref <= dims:
+            out[f"FID_{short}"] = (None, f"needs a reference pool of more than {dims} motions ({key} features), "
+                                         f"the pool has {n_ref}")
+        else:
+            out[f"FID_{short}"] = (scores[f"FID_{short}"], None)
+        flat = int(np.sum(ref.std(axis=0) <= 1e-8 * np.maximum(1.0, np.abs(ref.mean(axis=0))))) if n_ref else 0
+        if n_ref < MIN_DIST_POOL or n_row < 2:
+            out[f"Dist_{short}"] = (None, f"needs >= {MIN_DIST_POOL} motions in the pool and 2 in the row, "
+                                          f"has {n_ref} and {n_row}")
+        elif flat:
+            out[f"Dist_{short}"] = (None, f"{flat} of {dims} {key} features are constant over the pool")
+        else:
+            out[f"Dist_{short}"] = (scores[f"Dist_{short}"], None)
+    beat = scores.get("BeatAlign", float("nan"))
+    out["BeatAlign"] = (beat, None) if np.isfinite(beat) else (None, "no music beats found")
+    return out

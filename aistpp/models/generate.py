@@ -114,7 +114,7 @@ def generate_motion(model, seed_motion, audio, frames: int = 1200, snap: str = "
     window = seed.to(device)
     aud = aud.to(device)
     out = []
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     for i in tqdm(range(n), desc="generate", unit="frame", disable=not progress):
         pred = model(window, aud[:, i:i + cfg.audio_len])[:, :1]  # (B, 1, 225)

@@ -441,7 +441,7 @@ def score_motions(generated, ground_truth, others=(), config: EvalConfig = EvalC
     Returns {"generated", "ground_truth" (metric rows), "reference" (Dist_k / Dist_g of the pool normalized by
     itself, as Bailando's ``div_k_gt``), "reference_size", "test_sequences", "per_sequence"}.
     """
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     gen_feats, gen_beats, per_seq = [], [], []
     for item in tqdm(generated, desc="generated", disable=not progress):

@@ -328,41 +328,10 @@ def train(model: FACTModel, dataset, config: TrainConfig = TrainConfig(), run_di
     optimizer = torch.optim.Adam(params, lr=config.lr_at(0), betas=config.adam_betas, eps=config.adam_eps)
     amp_dtype = _amp_dtype(config.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-
-    step, position = 0, 0
-    if resume and existing is not None:
-        ckpt = load_checkpoint(existing, map_location="cpu")
-        if ckpt["model_config"] != model.config.to_dict():
-            raise AistppError("checkpoint model config differs from the model being trained", existing)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step, position = int(ckpt["step"]), int(ckpt["data_position"])
-        set_rng_state(ckpt["rng"])
-        log.info("resumed %s at step %d (data position %d)", existing, step, position)
-    else:
-        torch.manual_seed(config.seed)
-        np.random.seed(config.seed % 2**32)
-        random.seed(config.seed)
-
+    step, position = _resume_or_seed(model, optimizer, scaler, config, existing if resume else None)
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        from aistpp import __version__
-
-        atomic_write_text(run_dir / "config.json", json.dumps({
-            "tool_version": __version__, "model_config": model.config.to_dict(), "train_config": config.to_dict(),
-            "dataset": dataset_info or {"type": type(dataset).__name__}, "world_size": world,
-            "amp": str(amp_dtype) if amp_dtype else "off", "device": str(device)}, indent=2) + "\n")
+        _write_run_config(run_dir, model, config, dataset, dataset_info, world, amp_dtype, device)
         _open_log(run_dir, step)
-    tb = None
-    if is_main and config.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step)
-        except Exception:  # noqa: BLE001 - tensorboard not installed: the CSV log is enough
-            tb = None
 
     net: nn.Module = model
     if world > 1:
@@ -370,66 +339,140 @@ def train(model: FACTModel, dataset, config: TrainConfig = TrainConfig(), run_di
                                                   else None)
     stream = BatchStream(dataset, config.batch_size, config.seed, config.num_workers, rank, world)
     show = progress if progress is not None else sys.stderr.isatty()
-    from tqdm import tqdm
+    from aistpp.progress import tqdm
 
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not (show and is_main),
                dynamic_ncols=True)
     result = TrainResult(str(run_dir), step, float("nan"), str(existing) if existing else None)
-    loss_acc, loss_n, t_last, n_samples = torch.zeros((), device=device), 0, time.perf_counter(), 0
-    t0 = time.perf_counter()
+    tracker = _LossLog(run_dir, device, bar, result, _tensorboard(run_dir, step, is_main and config.tensorboard))
     model.train()
     batches = stream(position)
     try:
         while step < config.steps:
             epoch, batch = next(batches)
-            motion, audio, target = (t.to(device, non_blocking=True).float() for t in _split_batch(batch))
             lr = config.lr_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                pred = net(motion, audio)
-            tl = target.shape[1]
-            loss = torch.mean((target - pred[:, :tl].float()) ** 2)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss, size = _train_step(net, optimizer, scaler, batch, device, amp_dtype, lr)
             step += 1
             position += 1
-            n_samples += motion.shape[0] * world
-            loss_value = loss.detach()
-            loss_acc += loss_value
-            loss_n += 1
-            bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                if not torch.isfinite(loss_acc):  # checked at log steps only: no device sync per step
-                    raise AistppError(f"training diverged: non-finite loss before step {step}", run_dir)
-            if is_main and (step % config.log_every == 0 or step == config.steps):
-                now = time.perf_counter()
-                row = {"step": step, "epoch": epoch, "loss": f"{float(loss_value):.6g}",
-                       "loss_avg": f"{float(loss_acc) / loss_n:.6g}", "lr": f"{lr:.3g}",
-                       "samples_per_s": f"{n_samples / max(now - t_last, 1e-9):.4g}",
-                       "elapsed_s": f"{now - t0:.2f}"}
-                with open(run_dir / "log.csv", "a", newline="") as fh:
-                    csv.DictWriter(fh, fieldnames=LOG_COLUMNS).writerow(row)
-                if tb is not None:
-                    tb.add_scalar("loss", float(loss_value), step)
-                    tb.add_scalar("lr", lr, step)
-                bar.set_postfix(loss=f"{float(loss_value):.4g}")
-                result.losses.append((step, float(loss_value)))
-                loss_acc, loss_n, t_last, n_samples = torch.zeros((), device=device), 0, now, 0
-            result.loss = float(loss_value) if step == config.steps else result.loss
+            tracker.add(loss, size * world)
+            at_log = step % config.log_every == 0 or step == config.steps
+            if at_log and not torch.isfinite(tracker.loss_acc):  # checked at log steps only: no sync per step
+                raise AistppError(f"training diverged: non-finite loss before step {step}", run_dir)
+            if is_main and at_log:
+                tracker.write(step, epoch, lr)
+            result.loss = float(tracker.last) if step == config.steps else result.loss
             if is_main and (step % config.checkpoint_every == 0 or step == config.steps):
                 result.checkpoint = str(_checkpoint(run_dir, model, optimizer, scaler, step, position, epoch,
                                                     config))
     finally:
-        bar.close()
-        if tb is not None:
-            tb.close()
+        tracker.close()
     result.step = step
     if math.isnan(result.loss) and result.losses:
         result.loss = result.losses[-1][1]
     return result
+
+
+def _resume_or_seed(model, optimizer, scaler, config: TrainConfig, checkpoint) -> tuple[int, int]:
+    """Load ``checkpoint`` (model, optimizer, scaler, RNG) and return its (step, data position); without one, seed
+    every RNG from ``config.seed`` and return (0, 0)."""
+    if checkpoint is None:
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        random.seed(config.seed)
+        return 0, 0
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    if ckpt["model_config"] != model.config.to_dict():
+        raise AistppError("checkpoint model config differs from the model being trained", checkpoint)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    step, position = int(ckpt["step"]), int(ckpt["data_position"])
+    set_rng_state(ckpt["rng"])
+    log.info("resumed %s at step %d (data position %d)", checkpoint, step, position)
+    return step, position
+
+
+def _write_run_config(run_dir: Path, model, config: TrainConfig, dataset, dataset_info, world: int, amp_dtype,
+                      device) -> None:
+    """``run_dir/config.json``: tool version, model and train configs, dataset, world size, precision, device."""
+    from aistpp import __version__
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", json.dumps({
+        "tool_version": __version__, "model_config": model.config.to_dict(), "train_config": config.to_dict(),
+        "dataset": dataset_info or {"type": type(dataset).__name__}, "world_size": world,
+        "amp": str(amp_dtype) if amp_dtype else "off", "device": str(device)}, indent=2) + "\n")
+
+
+def _tensorboard(run_dir: Path, step: int, enabled: bool):
+    """A TensorBoard SummaryWriter in ``run_dir/tensorboard`` (None when disabled or not installed)."""
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(run_dir / "tensorboard"), purge_step=step)
+    except Exception:  # noqa: BLE001 - tensorboard not installed: the CSV log is enough
+        return None
+
+
+def _train_step(net, optimizer, scaler, batch, device, amp_dtype, lr: float) -> tuple[torch.Tensor, int]:
+    """One optimizer step at learning rate ``lr`` on a batch (mixed precision when ``amp_dtype``): the detached
+    mean squared error over the target frames and the batch size."""
+    motion, audio, target = (t.to(device, non_blocking=True).float() for t in _split_batch(batch))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        pred = net(motion, audio)
+    tl = target.shape[1]
+    loss = torch.mean((target - pred[:, :tl].float()) ** 2)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), motion.shape[0]
+
+
+class _LossLog:
+    """Losses between two log steps (summed on the device: no sync per step), written as a ``log.csv`` row, to
+    TensorBoard, the progress bar and ``result.losses`` at each log step."""
+
+    def __init__(self, run_dir: Path, device, bar, result: TrainResult, tb=None):
+        self.run_dir, self.device, self.bar, self.result, self.tb = run_dir, device, bar, result, tb
+        self.t0 = time.perf_counter()
+        self.last = None
+        self._reset(self.t0)
+
+    def _reset(self, now: float) -> None:
+        self.loss_acc, self.loss_n, self.t_last, self.n_samples = torch.zeros((), device=self.device), 0, now, 0
+
+    def add(self, loss: torch.Tensor, samples: int) -> None:
+        self.last = loss
+        self.loss_acc += loss
+        self.loss_n += 1
+        self.n_samples += samples
+        self.bar.update(1)
+
+    def write(self, step: int, epoch: int, lr: float) -> None:
+        now = time.perf_counter()
+        row = {"step": step, "epoch": epoch, "loss": f"{float(self.last):.6g}",
+               "loss_avg": f"{float(self.loss_acc) / self.loss_n:.6g}", "lr": f"{lr:.3g}",
+               "samples_per_s": f"{self.n_samples / max(now - self.t_last, 1e-9):.4g}",
+               "elapsed_s": f"{now - self.t0:.2f}"}
+        with open(self.run_dir / "log.csv", "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=LOG_COLUMNS).writerow(row)
+        if self.tb is not None:
+            self.tb.add_scalar("loss", float(self.last), step)
+            self.tb.add_scalar("lr", lr, step)
+        self.bar.set_postfix(loss=f"{float(self.last):.4g}")
+        self.result.losses.append((step, float(self.last)))
+        self._reset(now)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def _checkpoint(run_dir: Path, model, optimizer, scaler, step, position, epoch, config) -> Path:

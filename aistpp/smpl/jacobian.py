@@ -7,13 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer, axis_angle_to_matrix
-
-
-def _skew(v: torch.Tensor) -> torch.Tensor:
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(v.shape[:-1] + (3, 3))
+from aistpp.smpl.joints import COCO17_FROM_SMPL, KeypointLayer, axis_angle_to_matrix, skew as _skew
 
 
 def right_jacobian(rotvec: torch.Tensor) -> torch.Tensor:

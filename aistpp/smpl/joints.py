@@ -41,18 +41,35 @@ def smpl_to_coco17(joints24, face5):
     return np.concatenate([joints24, face5], axis=-2)[..., COCO17_FROM_SMPL, :]
 
 
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: (..., 3) axis-angle -> (..., 3, 3); smooth at 0 (first-order series below 1e-4 rad)."""
-    angle2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]            # (..., 1, 1)
-    small = angle2 < 1e-8
-    angle = torch.sqrt(torch.where(small, torch.ones_like(angle2), angle2))
-    a = torch.where(small, 1 - angle2 / 6, torch.sin(angle) / angle)
-    b = torch.where(small, 0.5 - angle2 / 24, (1 - torch.cos(angle)) / torch.where(small, torch.ones_like(angle2),
-                                                                                    angle2))
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(rotvec.shape[:-1] + (3, 3))
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) cross-product matrix [v]_x (the one implementation in the package)."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(v.shape[:-1] + (3, 3))
+
+
+def axis_angle_to_matrix(axis_angle) -> torch.Tensor:
+    """Rodrigues: axis-angle (..., 3) radians (tensor or array) -> rotation matrix (..., 3, 3); the one torch
+    implementation in the package (also :func:`aistpp.data.motion.axis_angle_to_matrix`).
+
+    R = I + a [v]x + b [v]x^2 with a = sin(t)/t, b = (1 - cos t)/t^2, t = |v|; Taylor series below t = 1e-3 so the
+    value and the gradient are finite at t = 0.
+    """
+    v = axis_angle if isinstance(axis_angle, torch.Tensor) else torch.as_tensor(np.asarray(axis_angle))
+    if not v.is_floating_point():
+        v = v.to(torch.float32)
+    if v.dim() < 1 or v.shape[-1] != 3:
+        from aistpp.errors import AistppError
+
+        raise AistppError(f"axis_angle_to_matrix: expected shape (..., 3), got {tuple(v.shape)}")
+    t2 = (v * v).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
+    small = t2 < 1e-6
+    t2_safe = torch.where(small, torch.ones_like(t2), t2)
+    t = torch.sqrt(t2_safe)
+    a = torch.where(small, 1 - t2 / 6 + t2 * t2 / 120, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - t2 / 24 + t2 * t2 / 720, (1 - torch.cos(t)) / t2_safe)
+    k = skew(v)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand(k.shape)
     return eye + a * k + b * (k @ k)
 
 

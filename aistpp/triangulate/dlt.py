@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from aistpp.errors import AistppError
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.cameras import CameraGroup, distort_normalized
 
 
@@ -25,7 +26,8 @@ def check_keypoints2d(keypoints2d: np.ndarray, cameras: CameraGroup) -> np.ndarr
     return kp
 
 
-def observation_weights(keypoints2d: np.ndarray, conf_threshold: float = 0.15, weighted: bool = False) -> np.ndarray:
+def observation_weights(keypoints2d: np.ndarray, conf_threshold: float = OFFICIAL_MIN_CONFIDENCE,
+                        weighted: bool = False) -> np.ndarray:
     """Per-view weights (V, ...) from confidences: 0 where missing / NaN / confidence < threshold.
 
     ``weighted=False`` gives 1 for every kept view (the official, unweighted DLT); ``True`` gives the confidence.
@@ -85,7 +87,7 @@ def dlt_normalized(xy: np.ndarray, extrinsics: np.ndarray, weights: np.ndarray, 
     return out
 
 
-def triangulate_dlt(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_threshold: float = 0.15,
+def triangulate_dlt(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_threshold: float = OFFICIAL_MIN_CONFIDENCE,
                     weighted: bool = False, min_views: int = 2, method: str = "svd") -> np.ndarray:
     """Linear triangulation of every keypoint.
 

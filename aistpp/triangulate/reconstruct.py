@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from aistpp.errors import AistppError
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.cameras import CameraGroup
 from aistpp.skeleton import BONES
 from aistpp.triangulate.dlt import check_keypoints2d, mean_reprojection_error, triangulate_dlt, views_bitmask
@@ -37,7 +38,7 @@ class TriangulationConfig:
     chunk_frames, chunk_overlap: chunking of long sequences.
     """
 
-    conf_threshold: float = 0.15
+    conf_threshold: float = OFFICIAL_MIN_CONFIDENCE
     min_views: int = 2
     robust: bool = True
     weighted: bool = True

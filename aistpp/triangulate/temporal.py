@@ -25,6 +25,7 @@ from scipy.linalg import solveh_banded
 from scipy.signal import medfilt
 
 from aistpp.errors import AistppError
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.cameras import CameraGroup
 from aistpp.skeleton import BONES
 from aistpp.triangulate.dlt import check_keypoints2d, normalize_points, observation_weights
@@ -234,7 +235,7 @@ def _optimize_chunk_lm(xy, obs_w, extr, focal, X0, bones, cfg) -> np.ndarray:
 
 
 def optimize_temporal(keypoints2d: np.ndarray, cameras: CameraGroup, keypoints3d_init: np.ndarray, *,
-                      inliers: np.ndarray | None = None, conf_threshold: float = 0.15,
+                      inliers: np.ndarray | None = None, conf_threshold: float = OFFICIAL_MIN_CONFIDENCE,
                       reproj_threshold_px: float = 15.0, scale_smooth: float = 4.0, scale_length: float = 2.0,
                       bones=BONES, max_iters: int = 30, ftol: float = 1e-3, chunk_frames: int = 3600,
                       chunk_overlap: int = 60) -> np.ndarray:

@@ -60,13 +60,45 @@ def write_animation(path, frames: Iterable[np.ndarray], fps: float) -> Path:
     return path
 
 
+def panel_framing(motions: Sequence[np.ndarray], share: float = 1.5) -> tuple[list, float, float]:
+    """How the panels of :func:`skeleton_animation` frame their motions (N_i, J_i, 3) cm: (centres (3,) per panel,
+    one radius cm, one floor height cm).
+
+    All panels share the scale and the floor (the lowest joint of all motions). When the motions dance on the same
+    spot (their joint bounding box together is at most ``share`` times the largest alone) they share one camera, so
+    the same pose at the same place (e.g. a generated dance's seed frames) looks the same in every panel; otherwise
+    each panel is centred on its own motion (x, z) at a shared height."""
+    boxes = []
+    for m in motions:
+        pts = np.asarray(m, np.float64).reshape(-1, 3)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if not len(pts):
+            raise AistppError("a motion has no finite joint")
+        boxes.append((np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0), float(pts[:, 1].min())))
+    radius = max(0.5 * float(np.linalg.norm(hi - lo)) for lo, hi, _ in boxes)
+    lo = np.min([b[0] for b in boxes], axis=0)
+    hi = np.max([b[1] for b in boxes], axis=0)
+    floor = min(b[2] for b in boxes)
+    together = 0.5 * float(np.linalg.norm(hi - lo))
+    if together <= share * radius:
+        return [0.5 * (lo + hi)] * len(motions), max(radius, together), floor
+    centers = []
+    for blo, bhi, _ in boxes:
+        c = 0.5 * (blo + bhi)
+        c[1] = 0.5 * (lo[1] + hi[1])
+        centers.append(c)
+    return centers, radius, floor
+
+
 def skeleton_animation(path, motions: Sequence[np.ndarray], titles: Sequence[str] | None = None, fps: float = 60.0,
                        config: AnimationConfig = AnimationConfig(), progress: bool = False) -> dict:
     """Animate one or more skeleton sequences side by side.
 
     motions: list of (N_i, J_i, 3) cm arrays (COCO-17 keypoints3d or SMPL-24 joints; NaN joints are skipped).
-    Each panel has its own fixed virtual camera centred on its sequence; all panels share one scale (the largest
-    extent), so a real and a generated dance compare at the same size. Shorter sequences hold their last frame.
+    Each panel has a fixed virtual camera; all panels share one scale (the largest extent) and one floor, and one
+    camera when the motions dance on the same spot (:func:`panel_framing`), so a real and a generated dance compare
+    at the same size and identical frames look identical. Titles shrink or lose their middle to fit a panel.
+    Shorter sequences hold their last frame.
     Returns {path, frames, size (w, h), fps}.
     """
     if not motions:
@@ -76,30 +108,19 @@ def skeleton_animation(path, motions: Sequence[np.ndarray], titles: Sequence[str
         if m.ndim != 3 or m.shape[2] != 3 or not len(m):
             raise AistppError(f"a motion must be (N, J, 3), got {m.shape}")
     titles = list(titles or [""] * len(motions))
-    cams, floors, skels = [], [], []
-    radius = 0.0
-    centers = []
-    for m in motions:
-        pts = m.reshape(-1, 3)
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if not len(pts):
-            raise AistppError("a motion has no finite joint")
-        lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
-        c = 0.5 * (lo + hi)
-        centers.append(c)
-        radius = max(radius, 0.5 * float(np.linalg.norm(hi - lo)))
-        floors.append(float(pts[:, 1].min()))
-        skels.append(skeleton_for(m.shape[1]))
+    centers, radius, floor = panel_framing(motions)
+    skels = [skeleton_for(m.shape[1]) for m in motions]
+    cams = []
     for c in centers:
         cams.append(look_at_camera(np.zeros((0, 3)), size=config.size,
                                    azimuth_deg=config.azimuth_deg, elevation_deg=config.elevation_deg,
                                    center=c, radius=radius))
-    # The camera is fixed, so the floor grid (at the lowest joint of each sequence) is drawn once per panel.
+    # The camera is fixed, so the floor grid (one height for every panel: the lowest joint of all) is drawn once.
     backgrounds = []
-    for cam, fl, c in zip(cams, floors, centers):
+    for cam, c in zip(cams, centers):
         bg = canvas(cam.size)
         if config.floor:
-            draw_floor(bg, cam, fl, np.round(c / 50) * 50, half_extent=max(300.0, 2 * radius))
+            draw_floor(bg, cam, floor, np.round(c / 50) * 50, half_extent=max(300.0, 2 * radius))
         backgrounds.append(bg)
     n = max(len(m) for m in motions)
     idx = range(0, n, max(1, int(config.stride)))
@@ -107,7 +128,7 @@ def skeleton_animation(path, motions: Sequence[np.ndarray], titles: Sequence[str
     def frames():
         it = idx
         if progress:
-            from tqdm import tqdm
+            from aistpp.progress import tqdm
 
             it = tqdm(idx, desc=Path(path).name, unit="frame")
         for i in it:

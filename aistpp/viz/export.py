@@ -404,7 +404,7 @@ def export_corpus_motions(corpus, out_dir, fmt: str, sequences=None, body_model=
 
     names = [check_sequence_name(s, c.root) for s in (sequences or c.sequences())]  # names become file names
     if progress:
-        from tqdm import tqdm
+        from aistpp.progress import tqdm
 
         names = tqdm(names, desc=f"export {fmt}", unit="seq")
     out_dir = Path(out_dir)

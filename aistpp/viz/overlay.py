@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from aistpp.errors import AistppError
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ DETECTION_RGB = (255, 255, 255)
 
 
 def draw_view(keypoints2d_projected: np.ndarray | None, size, tile=(640, 360), frame: np.ndarray | None = None,
-              detections: np.ndarray | None = None, min_confidence: float = 0.15, label: str | None = None,
-              box=None) -> np.ndarray:
+              detections: np.ndarray | None = None, min_confidence: float = OFFICIAL_MIN_CONFIDENCE,
+              label: str | None = None, box=None) -> np.ndarray:
     """One view tile (tile_h, tile_w, 3) uint8 RGB.
 
     keypoints2d_projected: (17, 2) px of the full frame ``size`` (w, h) (NaN = not drawn); frame: (h, w, 3) RGB
@@ -105,7 +106,7 @@ def mosaic(tiles, cols: int = 3) -> np.ndarray:
 
 
 def overlay_frame(keypoints3d: np.ndarray | None, cameras, frames=None, keypoints2d: np.ndarray | None = None,
-                  tile=(640, 360), min_confidence: float = 0.15, frame_index: int | None = None,
+                  tile=(640, 360), min_confidence: float = OFFICIAL_MIN_CONFIDENCE, frame_index: int | None = None,
                   boxes=None) -> list[np.ndarray]:
     """The V view tiles of one frame: keypoints3d (17, 3) cm projected through ``cameras``; frames: list of V RGB
     frames (or None entries / None); keypoints2d: (V, 17, 3) detections or None; boxes: (V, 4) crop boxes
@@ -167,7 +168,8 @@ def _video_frames(videos_dir, sequence, n_frames, views, indices):
 
 
 def overlay_images(keypoints3d: np.ndarray | None, cameras, indices, keypoints2d=None, videos_dir=None,
-                   sequence: str | None = None, tile=(640, 360), min_confidence: float = 0.15, crop: bool = False):
+                   sequence: str | None = None, tile=(640, 360), min_confidence: float = OFFICIAL_MIN_CONFIDENCE,
+                   crop: bool = False):
     """Yield (frame index, mosaic (3 h, 3 w, 3) RGB) for each grid frame in ``indices`` (sorted).
 
     keypoints3d (N, 17, 3) cm or None; keypoints2d (V, N, 17, 3) or None; with ``videos_dir`` and ``sequence`` the

@@ -10,8 +10,8 @@ Metrics (all pure functions over arrays):
   nearly constant (coefficient of variation of a few %).
 - :func:`fit_error_per_frame` (N,) cm: mean distance between the SMPL-derived COCO keypoints and keypoints3d.
 - :func:`motion_statistics`: for any skeleton sequence (also a generated dance with no views): mean joint speed
-  (cm/s), ankle heights above the floor (5th percentile of the lower ankle, cm) and foot skating (horizontal ankle
-  speed while the ankle is within ``contact_cm`` of that floor).
+  (cm/s), ankle heights above the floor (5th percentile of the lowest joint, cm) and foot skating (horizontal ankle
+  speed while the ankle is in floor contact: low, the lowest joint, not moving up or down; floor work excluded).
 
 The reprojection plot draws a rolling median over ``smooth`` frames (0.25 s at 60 fps) over the faint raw curve.
 """
@@ -25,11 +25,12 @@ import numpy as np
 
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.skeleton import BONES, COCO17
 
 log = logging.getLogger(__name__)
 
-MIN_CONFIDENCE = 0.15
+MIN_CONFIDENCE = OFFICIAL_MIN_CONFIDENCE
 
 
 def reprojection_error_per_view(keypoints3d: np.ndarray, keypoints2d: np.ndarray, cameras,
@@ -95,29 +96,47 @@ def fit_error_per_frame(smpl_keypoints: np.ndarray, keypoints3d: np.ndarray) -> 
         return np.nanmean(d, axis=-1)
 
 
-def motion_statistics(joints: np.ndarray, names, fps: float = 60.0, contact_cm: float = 5.0) -> dict:
+FOOT_WORDS = ("ankle", "foot", "heel", "toe", "knee")  # joints that touch the floor in upright dancing
+
+
+def motion_statistics(joints: np.ndarray, names, fps: float = 60.0, contact_cm: float = 5.0,
+                      contact_speed_cm_s: float = 30.0, floor_work_cm: float = 25.0) -> dict:
     """Motion sanity numbers of joints (N, J, 3) cm, +y up, with joint ``names`` (COCO-17 or SMPL-24).
 
-    Returns {speed (N,) cm/s mean over joints (central differences), ankle_height (N, 2) cm [left, right] above the
-    floor (5th percentile of the lower ankle's height), skating (N, 2) cm/s horizontal ankle speed where the ankle
-    is in contact (within ``contact_cm`` of that floor; NaN elsewhere), skating_median_cm_s float}.
+    The floor is the 5th percentile of the lowest joint's height per frame. An ankle is in floor contact when it is
+    within ``contact_cm`` of the floor and of the frame's lowest joint, and moves up or down slower than
+    ``contact_speed_cm_s``; frames of floor work (a joint other than the ankles, feet and knees, e.g. a hand, hip
+    or the head, within ``floor_work_cm`` of the floor: break-dance power moves, kneeling on the hands) have no
+    contact, since feet sweeping along the floor there are not skating.
+
+    Returns {speed (N,) cm/s mean over joints (central differences), ankle_height (N, 2) cm [left, right] above
+    the floor, floor_work (N,) bool, floor_work_fraction float, skating (N, 2) cm/s horizontal ankle speed while in
+    contact (NaN elsewhere), skating_median_cm_s float}.
     """
     import warnings
 
     j = np.asarray(joints, np.float64)
+    names = list(names)
     if j.ndim != 3 or j.shape[1] != len(names) or j.shape[2] != 3:
         raise AistppError(f"joints must be (N, {len(names)}, 3), got {j.shape}")
     vel = np.gradient(j, axis=0) * fps if len(j) > 1 else np.zeros_like(j)
-    ankles = [list(names).index(n) for n in ("left_ankle", "right_ankle")]
+    ankles = [names.index(n) for n in ("left_ankle", "right_ankle")]
+    upper = [i for i, n in enumerate(names) if not any(w in n for w in FOOT_WORDS)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         speed = np.nanmean(np.linalg.norm(vel, axis=-1), axis=1)
-        floor = np.nanpercentile(np.nanmin(j[:, ankles, 1], axis=1), 5)  # robust to a few low outliers
+        lowest = np.nanmin(j[..., 1], axis=1)                               # (N,)
+        floor = np.nanpercentile(lowest, 5)                                 # robust to a few low outliers
         height = j[:, ankles, 1] - floor
+        floor_work = np.nanmin(j[:, upper, 1], axis=1) - floor < floor_work_cm
+        contact = ((height <= contact_cm) & (j[:, ankles, 1] - lowest[:, None] <= contact_cm)
+                   & (np.abs(vel[:, ankles, 1]) <= contact_speed_cm_s) & ~floor_work[:, None])
         horiz = np.linalg.norm(vel[:, ankles][..., [0, 2]], axis=-1)
-        skating = np.where(height <= contact_cm, horiz, np.nan)
+        skating = np.where(contact, horiz, np.nan)
         med = float(np.nanmedian(skating)) if np.isfinite(skating).any() else float("nan")
-    return {"speed": speed, "ankle_height": height, "skating": skating, "skating_median_cm_s": med}
+    return {"speed": speed, "ankle_height": height, "floor_work": floor_work,
+            "floor_work_fraction": float(floor_work.mean()) if len(j) else 0.0, "skating": skating,
+            "skating_median_cm_s": med}
 
 
 def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
@@ -172,10 +191,31 @@ def plot_reprojection_error(path, error: np.ndarray, view_names, fps: float = 60
     ax.set(xlabel="time (s)", ylabel="reprojection error (px, median over joints)",
            title=title or "reprojection error per camera")
     ax.set_yscale("symlog", linthresh=10)
+    top = float(np.nanmax(error)) if np.isfinite(error).any() else 10.0
+    ticks = readable_ticks(top)
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.yaxis.set_minor_locator(plt.NullLocator())
+    ax.set_ylim(0, max(ticks[-1], top) * 1.05)
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def readable_ticks(top: float, most: int = 10) -> list[float]:
+    """Labelled ticks for a 0-based symlog / log axis up to ``top``: 0 and the 1-2-3-5 steps of each decade (fewer
+    steps per decade when that gives more than ``most`` ticks), always up to the first step >= ``top``."""
+    top = max(float(top), 1.0)
+    for steps in ((1, 2, 3, 5), (1, 2, 5), (1, 3), (1,)):
+        ticks = [0.0]
+        k = 0
+        while ticks[-1] < top:
+            ticks += [s * 10.0 ** k for s in steps]
+            k += 1
+        ticks = [t for i, t in enumerate(ticks) if i == 0 or ticks[i - 1] < top]
+        if len(ticks) <= most:
+            return ticks
+    return ticks
 
 
 def plot_views_used(path, fractions: np.ndarray, view_names, fps: float = 60.0, title: str = "") -> Path:
@@ -239,8 +279,15 @@ def plot_motion(path, stats: dict, fps: float = 60.0, title: str = "") -> Path:
     ax1.legend(fontsize=7, loc="upper right")
     ax2.plot(t, stats["skating"][:, 0], ".", ms=2, color="C1")
     ax2.plot(t, stats["skating"][:, 1], ".", ms=2, color="C0")
+    work = stats.get("floor_work")
+    if work is not None and np.any(work):  # shade floor work, where contact is not counted
+        for ax in (ax0, ax1, ax2):
+            ax.fill_between(t, 0, 1, where=work, color="0.85", transform=ax.get_xaxis_transform(), lw=0)
+    med = stats["skating_median_cm_s"]
+    share = f"; floor work (grey) {100 * stats.get('floor_work_fraction', 0.0):.0f}% of frames, not counted"
     ax2.set(xlabel="time (s)", ylabel="skating\n(cm/s)",
-            title=f"horizontal ankle speed in floor contact, median {stats['skating_median_cm_s']:.1f} cm/s")
+            title=(f"horizontal ankle speed in floor contact, median {med:.1f} cm/s" if np.isfinite(med)
+                   else "no ankle in floor contact outside floor work") + share)
     ax2.title.set_fontsize(8)
     for ax in (ax0, ax1, ax2):
         ax.grid(alpha=0.3)

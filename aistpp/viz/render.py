@@ -214,8 +214,31 @@ def render_skeleton(points3d: np.ndarray, camera: ViewCamera, skeleton: Skeleton
     depth = camera.to_camera(pts)[:, 2]
     draw_skeleton(img, camera.project(pts), skeleton, depth=depth, radius=radius, thickness=thickness)
     if title:
-        cv2.putText(img, title, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (40, 40, 40), 1, cv2.LINE_AA)
+        text, scale = fit_text(title, img.shape[1] - 16)
+        cv2.putText(img, text, (8, 8 + int(round(24 * scale))), cv2.FONT_HERSHEY_SIMPLEX, scale, (40, 40, 40), 1,
+                    cv2.LINE_AA)
     return img
+
+
+def fit_text(text: str, width: int, scale: float = 0.6, min_scale: float = 0.35) -> tuple[str, float]:
+    """(text, font scale) that fit ``width`` px in OpenCV's simplex font: the scale shrinks down to ``min_scale``,
+    then the middle of the text gives way to ``..`` (names of compared sequences differ at their ends, which stay).
+    """
+    import cv2
+
+    def wide(t, sc):
+        return cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, sc, 1)[0][0]
+
+    scale = max(min_scale, min(scale, scale * width / max(1, wide(text, scale))))
+    if wide(text, scale) <= width:
+        return text, scale
+    for cut in range(1, len(text)):
+        keep = len(text) - cut
+        head, tail = text[:keep // 3], text[len(text) - (keep - keep // 3):]
+        short = f"{head}..{tail}"
+        if wide(short, scale) <= width:
+            return short, scale
+    return text[-1:], scale
 
 
 def render_mesh(vertices: np.ndarray, faces: np.ndarray, camera: ViewCamera, image=None,

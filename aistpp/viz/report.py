@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from aistpp.errors import AistppError
+from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.atomic import atomic_write_text
+from aistpp.naming import view_name
 from aistpp.viz.sources import SequenceData, smpl_forward
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ class VizConfig:
     when every drawn sequence has them, else SMPL joints when all have SMPL, else what each has), ``keypoints3d`` or
     ``smpl``; frames: (start, stop, step) of the animation / overlay video (stop None = end); frame: the still frame
     (None = middle); fmt: ``mp4`` or ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay
-    view; crop: zoom the overlay views on the dancer."""
+    view; crop: zoom each overlay view on the dancer (default; False draws the whole 1920x1080 frame, where the
+    dancer fills a few % of the tile)."""
 
     products: tuple[str, ...] = PRODUCTS
     joints: str = "auto"
@@ -51,8 +54,8 @@ class VizConfig:
     size: tuple[int, int] = (480, 480)
     tile: tuple[int, int] = (640, 360)
     overlay_video: bool = False
-    crop: bool = False
-    min_confidence: float = 0.15
+    crop: bool = True
+    min_confidence: float = OFFICIAL_MIN_CONFIDENCE
     overwrite: bool = False
 
     def to_dict(self) -> dict:
@@ -240,7 +243,7 @@ def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict
         summary["mean_views_per_joint"] = _num(frac.sum(axis=0).mean())
         path, keep = target("qa_views.png")
         if not keep:
-            names = cams.names if cams is not None else [f"view {v}" for v in range(n_views)]
+            names = cams.names if cams is not None else [view_name(v) for v in range(n_views)]
             qa.plot_views_used(path, frac, names, data.fps, f"{data.name}: views used")
         paths.append(str(path))
     else:
@@ -285,6 +288,7 @@ def _qa(data: SequenceData, target, body_model, config: VizConfig, skipped: dict
         stats = qa.motion_statistics(joints, names, data.fps)
         summary["mean_joint_speed_cm_s"] = _num(np.nanmean(stats["speed"]))
         summary["foot_skating_median_cm_s"] = _num(stats["skating_median_cm_s"])
+        summary["floor_work_fraction"] = _num(stats["floor_work_fraction"])
         path, keep = target("qa_motion.png")
         if not keep:
             qa.plot_motion(path, stats, data.fps, f"{data.name}: motion")

@@ -56,12 +56,12 @@ MUTATIONS = (
              '"complex", "slice", "bytes")', '"complex", "slice", "bytes", "eval")',
              ("tests/test_safe_pickle.py",)),
     Mutation("temporal-official-weights", "temporal optimization: back to the official objective (15 px, bone 2)",
-             "aistpp/triangulate/reconstruct.py",
+             "aistpp/triangulate/config.py",
              "    reproj_threshold_px: float = 6.0\n    scale_smooth: float = 4.0\n    scale_length: float = 2.5",
              "    reproj_threshold_px: float = 15.0\n    scale_smooth: float = 4.0\n    scale_length: float = 2.0",
              ("tests/test_triangulate_temporal.py", "-k", "beats")),
     Mutation("temporal-bone-x3", "temporal optimization: bone weight x3 (2.5 -> 7.5)",
-             "aistpp/triangulate/reconstruct.py", "    scale_length: float = 2.5", "    scale_length: float = 7.5",
+             "aistpp/triangulate/config.py", "    scale_length: float = 2.5", "    scale_length: float = 7.5",
              ("tests/test_triangulate_temporal.py", "-k", "beats")),
 )
 

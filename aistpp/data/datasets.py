@@ -470,10 +470,13 @@ class FACTDataset(torch.utils.data.Dataset):
     ``_HDF5Windows`` (from the corpus) cut the windows.
     """
 
-    def __init__(self, corpus, split="crossmodal_train", seed_frames: int = 120, audio_frames: int = 240,
-                 target_frames: int = 20, stride: int = 60, random_windows: bool = True, seed: int = 0,
-                 genres=None, ignore=True, cache: bool = True, target_shift: int | None = None,
-                 pad: bool = True, progress: bool = False, sampling: str = "slots"):
+    _W = FACTWindowConfig  # the window defaults live there only
+
+    def __init__(self, corpus, split="crossmodal_train", seed_frames: int = _W.seed_frames,
+                 audio_frames: int = _W.audio_frames, target_frames: int = _W.target_frames, stride: int = _W.stride,
+                 random_windows: bool = _W.random_windows, seed: int = _W.seed, genres=None, ignore=True,
+                 cache: bool = True, target_shift: int | None = _W.target_shift, pad: bool = _W.pad,
+                 progress: bool = False, sampling: str = _W.sampling):
         self.config = FACTWindowConfig(seed_frames, audio_frames, target_frames, target_shift, stride,
                                        random_windows, seed, pad, sampling)
         self.corpus = _open_corpus(corpus)

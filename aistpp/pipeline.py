@@ -104,7 +104,10 @@ class PipelineConfig:
         d = {"source": self.source, "stages": list(self.stages), "frames": list(self.frames) if self.frames else None,
              "min_views_present": self.min_views_present}
         if self.source == "videos":
+            from aistpp.detect.base import DetectConfig
+
             d["detector"] = _config_dict(self.detector_spec())
+            d["detect"] = DetectConfig().to_dict()  # person localization settings (results depend on them)
         if self.runs_triangulation:
             d["triangulation"] = _config_dict(self.triangulation_config())
         if self.runs_smpl:
@@ -190,7 +193,7 @@ def _detector(spec):
     return _DETECTORS[key]
 
 
-def _load_2d(task: SequenceTask, tree, timings: dict) -> dict:
+def _load_2d(task: SequenceTask, tree, timings: dict, cameras=None) -> dict:
     cfg = task.config
     t = time.perf_counter()
     if cfg.source == "videos":
@@ -200,8 +203,9 @@ def _load_2d(task: SequenceTask, tree, timings: dict) -> dict:
 
         spec = cfg.detector_spec()
         out = detect_sequence(task.videos, task.sequence, _detector(spec),
-                              n_frames=cfg.frames[1] if cfg.frames else None)
-        data = {k: np.asarray(out[k]) for k in ("keypoints2d", "det_scores", "timestamps") if k in out}
+                              n_frames=cfg.frames[1] if cfg.frames else None, cameras=cameras)
+        data = {k: np.asarray(out[k]) for k in ("keypoints2d", "det_scores", "box_source", "timestamps")
+                if k in out}
         timings["detect"] = time.perf_counter() - t
     else:
         path = tree.path("keypoints2d", task.sequence)
@@ -279,8 +283,8 @@ def _run(task: SequenceTask, res: SequenceResult) -> None:
 
     kp2d = None
     if cfg.source != "keypoints3d" or tree.path("keypoints2d", seq).exists():
-        data = _load_2d(task, tree, timings)
-        data = _slice_frames(data, cfg.frames, {"keypoints2d": 1, "det_scores": 1, "timestamps": 0})
+        data = _load_2d(task, tree, timings, cameras)
+        data = _slice_frames(data, cfg.frames, {"keypoints2d": 1, "det_scores": 1, "box_source": 1, "timestamps": 0})
         kp2d = data["keypoints2d"]
         if kp2d.shape[0] != len(cameras):
             raise AistppError(f"keypoints2d has {kp2d.shape[0]} views but setting {setting} has {len(cameras)}")

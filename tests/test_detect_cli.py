@@ -49,11 +49,13 @@ def videos(tmp_path_factory):
     return d
 
 
-def test_detect_videos_two_workers_and_overlay(videos, tmp_path):
+def test_detect_videos_two_workers_and_overlay(videos, tmp_path, capfd):
     out = tmp_path / "kp" / f"{SEQ}.pkl"
     rc = main(["detect", "--videos", str(videos), "--sequence", SEQ, "--out", str(out), "--workers", "2",
                "--size", f"{W}x{H}"])
     assert rc == 0
+    err = capfd.readouterr().err  # the workers' native MediaPipe / TFLite / absl lines are silenced
+    assert "W0000" not in err and "XNNPACK" not in err and "absl" not in err, err
     data = read_keypoints2d(out)  # official format, validated by the reader
     kp = data["keypoints2d"]
     assert kp.shape == (9, N, 17, 3) and data["det_scores"].shape == (9, N)
@@ -62,6 +64,8 @@ def test_detect_videos_two_workers_and_overlay(videos, tmp_path):
     assert np.isnan(kp[2]).all()  # c03 other size: skipped
     status = json.loads((out.parent / f"{SEQ}.status.json").read_text())
     assert status["views"]["c02"]["state"] == "missing" and status["views"]["c03"]["state"] == "resolution"
+    assert (data["box_source"][[1, 2]] == 0).all() and (data["box_source"][[0, 3, 4, 5, 6, 7, 8]] > 0).all()
+    assert sum(status["views"]["c01"]["box_sources"].values()) == N
     assert not (out.parent / f"{SEQ}.pkl.parts").exists()
     for k, (v, (dx, dy)) in enumerate(OFFSETS.items()):
         if v in ("c02", "c03"):

@@ -6,7 +6,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from aistpp.detect import detect_sequence  # noqa: E402
+from aistpp.detect import DetectConfig, detect_sequence  # noqa: E402
 from aistpp.detect.runner import DetectorSpec, detect_sequence_parallel  # noqa: E402
 from aistpp.video import VideoConfig  # noqa: E402
 from aistpp.video import write_video as write_video_file  # noqa: E402
@@ -95,13 +95,16 @@ def constant_onnx(path):
     return path
 
 
+WHOLE = DetectConfig(boxes="frame")  # the constant model's answer depends on the box: check the whole-frame maths
+
+
 def test_parallel_resume(videos, tmp_path):
     spec = DetectorSpec("onnx", str(constant_onnx(tmp_path / "c.onnx")))
     cfg = VideoConfig(expected_size=(W, H))
     parts = tmp_path / "parts"
     done = []
     res = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=cfg, workers=1, parts_dir=parts,
-                                   progress=done.append)
+                                   progress=done.append, config=WHOLE)
     assert sum(done) == 9 * N
     # the constant heatmap peak (7, 5) -> input (28, 20) of 48x64; whole-frame box 128x72 -> 128x170.67 x 1.25
     s = 160 / 48
@@ -114,14 +117,15 @@ def test_parallel_resume(videos, tmp_path):
         saved = dict(z)
     saved["keypoints2d"] = np.full_like(saved["keypoints2d"], 123.0)
     np.savez(parts / "c01.npz", **saved)
-    again = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=cfg, workers=1, parts_dir=parts)
+    again = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=cfg, workers=1, parts_dir=parts,
+                                     config=WHOLE)
     assert (again["keypoints2d"][0] == 123.0).all()
     np.testing.assert_array_equal(again["keypoints2d"][1:], res["keypoints2d"][1:])
     other = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=VideoConfig(expected_size=(W, H),
-                                     batch_size=4), workers=1, parts_dir=parts)
+                                     batch_size=4), workers=1, parts_dir=parts, config=WHOLE)
     np.testing.assert_array_equal(other["keypoints2d"], res["keypoints2d"])
     # two worker processes give the same answer as one
-    par = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=cfg, workers=2)
+    par = detect_sequence_parallel(videos, SEQ, spec, n_frames=N, video_config=cfg, workers=2, config=WHOLE)
     np.testing.assert_array_equal(par["keypoints2d"], res["keypoints2d"])
     np.testing.assert_array_equal(par["det_scores"], res["det_scores"])
     assert par["status"]["c07"]["holes"] == [11] and par["status"]["c04"]["state"] == "missing"
@@ -134,7 +138,7 @@ def test_cli_onnx_backend(videos, tmp_path):
     model = constant_onnx(tmp_path / "c.onnx")
     out = tmp_path / "kp.pkl"
     assert main(["detect", "--videos", str(videos), "--sequence", SEQ, "--out", str(out), "--backend", "onnx",
-                 "--model", str(model), "--size", f"{W}x{H}", "--frames", str(N)]) == 0
+                 "--model", str(model), "--size", f"{W}x{H}", "--frames", str(N), "--boxes", "frame"]) == 0
     got = read_keypoints2d(out)
     s = 160 / 48  # whole-frame box, as in test_parallel_resume
     np.testing.assert_allclose(got["keypoints2d"][8, :, 5, :2], np.tile([64 + 4 * s, 36 - 12 * s], (N, 1)),

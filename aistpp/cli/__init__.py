@@ -81,6 +81,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("AISTPP_DEBUG")
+    if args.debug:  # also shows native (MediaPipe / TFLite / absl) log lines, in worker processes too
+        os.environ["AISTPP_DEBUG"] = "1"
     try:
         with logging_redirect_tqdm():
             rc = args.func(args)

@@ -32,9 +32,15 @@ def register(sub) -> None:
                         "(RTMPose SimCC or ViTPose/HRNet heatmaps, extra 'onnx')")
     p.add_argument("--model", metavar="FILE.onnx", help="the ONNX model (with --backend onnx)")
     p.add_argument("--input-size", metavar="WxH", help="ONNX model input size when the model's is dynamic")
-    p.add_argument("--boxes", choices=("frame", "previous", "mediapipe"), default="frame",
-                   help="person boxes for the ONNX top-down model: the whole frame, the box of the previous "
-                        "frames' keypoints (tracking), or MediaPipe Pose (default frame)")
+    p.add_argument("--boxes", choices=("localize", "frame", "previous", "mediapipe"), default="localize",
+                   help="where to detect: localize (default: find the dancer by tracking, a per-view background "
+                        "model, boxes from the other views (with --cameras) and the whole frame as last resort, "
+                        "then detect on a square crop around them; any backend); frame (the whole frame, for "
+                        "comparison); previous / mediapipe (ONNX only: the previous keypoints' box / MediaPipe "
+                        "boxes)")
+    p.add_argument("--cameras", metavar="PATH",
+                   help="the setting's cameras, for boxes projected from the views that found the dancer into "
+                        "views that lost it: a setting*.json file or an annotations folder (cameras/mapping.txt)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes, one view each (default 1)")
     p.add_argument("--frames", type=int, metavar="N",
                    help="expected frame count (default: the longest usable view)")
@@ -79,14 +85,37 @@ def _parse_size(text, flag):
 def _spec(args):
     from aistpp.detect.runner import DetectorSpec
 
+    boxes = getattr(args, "boxes", "localize")
     if args.backend == "onnx":
-        opts = {"box_source": getattr(args, "boxes", "frame")}
+        opts = {"box_source": boxes if boxes in ("previous", "mediapipe") else "frame"}
         if args.input_size:
             opts["input_size"] = _parse_size(args.input_size, "--input-size")
         return DetectorSpec("onnx", str(Path(args.model).resolve()) if args.model else None, opts)
-    if args.model or getattr(args, "boxes", "frame") != "frame":
-        raise AistppError("--model and --boxes are only used with --backend onnx")
+    if args.model or boxes in ("previous", "mediapipe"):
+        raise AistppError("--model and --boxes previous/mediapipe are only used with --backend onnx")
     return DetectorSpec("mediapipe", None, {"static_image_mode": not getattr(args, "track", False)})
+
+
+def _detect_config(args):
+    from aistpp.detect.base import DetectConfig
+
+    return DetectConfig(boxes="localize" if getattr(args, "boxes", "localize") == "localize" else "frame")
+
+
+def _cameras(path, sequence):
+    """The CameraGroup of ``sequence`` from a setting json or an annotations folder (None without a path)."""
+    if not path:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        from aistpp.io.annotations import AnnotationTree
+
+        return AnnotationTree.open(path).cameras_for(sequence)
+    if not path.exists():
+        raise AistppError("cameras file not found", path)
+    from aistpp.io.cameras import load_cameras
+
+    return load_cameras(path)
 
 
 def _progress_bar(total, desc):
@@ -105,13 +134,14 @@ def cmd_detect(args) -> int:
         raise AistppError("videos folder not found", args.videos)
     import shutil
 
-    from aistpp.detect.base import DetectConfig
+    from aistpp.detect.localize import BOX_SOURCES
     from aistpp.detect.runner import detect_sequence_parallel
     from aistpp.io.annotations import write_keypoints2d
     from aistpp.naming import parse_name
     from aistpp.video import VideoConfig
 
     seq = parse_name(args.sequence).sequence
+    cameras = _cameras(args.cameras, seq)
     out = Path(args.out)
     parts = out.with_name(out.name + ".parts")
     if args.force and parts.exists():
@@ -129,23 +159,28 @@ def cmd_detect(args) -> int:
     bar = _progress_bar(9 * n_frames, seq)
     try:
         res = detect_sequence_parallel(args.videos, seq, spec, n_frames=n_frames, video_config=vcfg,
-                                       config=DetectConfig(), workers=args.workers, parts_dir=parts,
-                                       progress=progress)
+                                       config=_detect_config(args), workers=args.workers, parts_dir=parts,
+                                       progress=progress, cameras=cameras)
     finally:
         bar.close()
-    write_keypoints2d(out, res["keypoints2d"], res["det_scores"], res["timestamps"])
+    write_keypoints2d(out, res["keypoints2d"], res["det_scores"], res["timestamps"], box_source=res["box_source"])
+    import numpy as np
+
+    for k, v in enumerate(res["status"]):
+        counts = np.bincount(res["box_source"][k], minlength=len(BOX_SOURCES))
+        res["status"][v]["box_sources"] = {name: int(c) for name, c in zip(BOX_SOURCES, counts)}
     status_path = out.with_name(out.stem + ".status.json")
     from aistpp.io.atomic import atomic_write_text
 
     atomic_write_text(status_path, json.dumps({"sequence": seq, "n_frames": n_frames, "detector": spec.to_dict(),
                                                "video": vcfg.to_dict(), "views": res["status"]}, indent=2))
     shutil.rmtree(parts, ignore_errors=True)
-    import numpy as np
-
     detected = (~np.isnan(res["keypoints2d"][..., 0]).all(-1)).mean(axis=1)
     for v, frac in zip(res["status"], detected):
         st = res["status"][v]
-        log.info("%s %s: %s, %.0f%% frames with a person", seq, v, st["state"], 100 * frac)
+        by = ", ".join(f"{name} {c}" for name, c in st["box_sources"].items() if c and name != "none")
+        log.info("%s %s: %s, %.0f%% frames with a person%s", seq, v, st["state"], 100 * frac,
+                 f" (boxes: {by})" if by else "")
     bad = [v for v, st in res["status"].items() if not st["usable"]]
     log.info("wrote %s (%d frames, %d usable views%s); status in %s", out, n_frames, 9 - len(bad),
              f", unusable: {', '.join(bad)}" if bad else "", status_path)

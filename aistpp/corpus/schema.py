@@ -4,6 +4,8 @@ One HDF5 group per sequence, named by the sequence::
 
     <seq>/keypoints2d            (V, N, 17, 3) float32  px of the full frame + confidence; NaN row = no detection
     <seq>/det_scores             (V, N)        float32  0 where no person
+    <seq>/box_source             (V, N)        uint8    where the detector's person box came from (provenance;
+                                                        codes: aistpp.detect.localize.BOX_SOURCES)
     <seq>/timestamps             (N,)          int64    microseconds, 60 fps
     <seq>/keypoints3d            (N, 17, 3)    float64  cm, world; robust per-frame triangulation
     <seq>/keypoints3d_optim      (N, 17, 3)    float64  cm, world; temporally optimized
@@ -38,6 +40,7 @@ MUSIC_DIM = 35
 FIELDS: dict[str, tuple[tuple, type, int | None, str]] = {
     "keypoints2d": (("V", "N", 17, 3), np.float32, 1, "2d"),
     "det_scores": (("V", "N"), np.float32, 1, "2d"),
+    "box_source": (("V", "N"), np.uint8, 1, "2d"),
     "timestamps": (("N",), np.int64, 0, "2d"),
     "keypoints3d": (("N", 17, 3), np.float64, 0, "3d"),
     "keypoints3d_optim": (("N", 17, 3), np.float64, 0, "3d"),

@@ -12,7 +12,10 @@ as in COCO.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -72,15 +75,44 @@ def landmarks_to_coco17(landmarks, width: int, height: int) -> np.ndarray:
     return np.stack([sel[:, 0] * width, sel[:, 1] * height, np.clip(sel[:, 3], 0, 1)], axis=-1).astype(np.float32)
 
 
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Silence what MediaPipe's C++ side (TFLite, absl, glog) writes straight to file descriptor 2 while its graph
+    starts, unless ``AISTPP_DEBUG`` is set (``aistpp --debug``). Python's own logging is not affected outside."""
+    if os.environ.get("AISTPP_DEBUG"):
+        yield
+        return
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class MediaPipeDetector:
     """Batched wrapper of ``mp.solutions.pose.Pose``: ``det(frames (B, H, W, 3) uint8 RGB) -> (B, 17, 3), (B,)``.
 
     Frames are processed one by one (MediaPipe has no batch API). Use as a context manager or call ``close()``.
+    ``supports_crops``: :mod:`aistpp.detect.localize` runs it on square crops around the dancer.
     """
+
+    supports_crops = True
 
     def __init__(self, config: MediaPipeConfig = MediaPipeConfig()):
         self.config = config
         self._pose = None
+        self._started = False  # the graph logs on its first frame
 
     def _make(self):
         try:
@@ -101,6 +133,7 @@ class MediaPipeDetector:
         if self._pose is not None:
             self._pose.close()
             self._pose = None
+            self._started = False
 
     def __enter__(self):
         return self
@@ -111,11 +144,17 @@ class MediaPipeDetector:
     def __call__(self, frames) -> tuple[np.ndarray, np.ndarray]:
         frames = check_frames(frames)
         if self._pose is None:
-            self._pose = self._make()
+            with quiet_native_logs():
+                self._pose = self._make()
         b, h, w = frames.shape[:3]
         kp, sc = empty_keypoints(b)
         for i in range(b):
-            res = self._pose.process(np.ascontiguousarray(frames[i]))
+            if not self._started:
+                with quiet_native_logs():
+                    res = self._pose.process(np.ascontiguousarray(frames[i]))
+                self._started = True
+            else:
+                res = self._pose.process(np.ascontiguousarray(frames[i]))
             if res.pose_landmarks is None:
                 continue
             lm = [(p.x, p.y, p.z, p.visibility) for p in res.pose_landmarks.landmark]

@@ -181,7 +181,13 @@ def decode_simcc(simcc_x, simcc_y, split_ratio: float) -> tuple[np.ndarray, np.n
 
 
 class OnnxPoseDetector:
-    """Top-down pose model in ONNX Runtime: ``det(frames, boxes=None) -> (B, 17, 3) px + conf, (B,) scores``."""
+    """Top-down pose model in ONNX Runtime: ``det(frames, boxes=None) -> (B, 17, 3) px + conf, (B,) scores``.
+
+    ``supports_crops`` / ``takes_boxes``: :mod:`aistpp.detect.localize` hands it the person boxes it finds.
+    """
+
+    supports_crops = True
+    takes_boxes = True
 
     def __init__(self, model_path: str | Path, config: OnnxPoseConfig = OnnxPoseConfig(),
                  box_fn: Callable[[np.ndarray], np.ndarray] | None = None):

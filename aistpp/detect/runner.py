@@ -3,7 +3,8 @@
 :func:`detect_sequence_parallel` probes the 9 views once (frame count N = ``n_frames`` or the longest usable view),
 runs :func:`aistpp.detect.base.detect_one_view` per view in a process pool, stores each finished view as
 ``<parts_dir>/<view>.npz`` (atomic), and on a re-run skips views already done with the same N and detector
-settings. Detectors are built inside the workers from a picklable :class:`DetectorSpec`.
+settings. Detectors are built inside the workers from a picklable :class:`DetectorSpec`. Then frames a view
+lost get a second pass (also one process per view; with ``cameras``, multi-view boxes from the other views).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from aistpp.detect.base import DetectConfig, detect_one_view, empty_keypoints
+from aistpp.detect.base import (
+    DetectConfig, detect_one_view, empty_keypoints, redetect_one_view, second_pass_frames, seed_boxes,
+)
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
 from aistpp.video import SequenceReader, VideoConfig
@@ -76,7 +79,8 @@ def _load_part(path: Path, key: str):
             if str(z["settings"]) != key:
                 return None
             return {"keypoints2d": z["keypoints2d"], "det_scores": z["det_scores"],
-                    "status": json.loads(str(z["status"]))}
+                    "box_source": z["box_source"], "background": z["background"],
+                    "bg_ready_at": int(z["bg_ready_at"]), "status": json.loads(str(z["status"]))}
     except (OSError, KeyError, ValueError):
         return None
 
@@ -84,23 +88,28 @@ def _load_part(path: Path, key: str):
 def _save_part(path: Path, key: str, result: dict) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, keypoints2d=result["keypoints2d"], det_scores=result["det_scores"],
-                 status=json.dumps(result["status"]), settings=key)
+                 box_source=result["box_source"], background=result["background"],
+                 bg_ready_at=result["bg_ready_at"], status=json.dumps(result["status"]), settings=key)
 
 
 def detect_sequence_parallel(videos_dir: str | Path, sequence: str, spec: DetectorSpec, n_frames: int | None = None,
                              video_config: VideoConfig = VideoConfig(), config: DetectConfig = DetectConfig(),
                              workers: int = 1, parts_dir: str | Path | None = None,
-                             progress: Callable[[int], None] | None = None) -> dict:
+                             progress: Callable[[int], None] | None = None, cameras=None) -> dict:
     """Like :func:`aistpp.detect.detect_sequence`, one process per view (``workers`` at a time; 1 = in-process).
 
-    Returns dict(keypoints2d (9, N, 17, 3) float32, det_scores (9, N), timestamps (N,) us, status {view: dict}).
-    ``parts_dir``: where finished views are kept for resuming (None: not kept). ``progress(n)``: n grid frames done.
+    Returns dict(keypoints2d (9, N, 17, 3) float32, det_scores (9, N), box_source (9, N) uint8, timestamps (N,)
+    us, status {view: dict}). ``parts_dir``: where finished first passes are kept for resuming (None: not kept).
+    ``progress(n)``: n grid frames done. ``cameras``: the setting's CameraGroup (view order) for multi-view boxes.
     """
     reader = SequenceReader(videos_dir, sequence, n_frames=n_frames, config=video_config)
     n = reader.n_frames
     seq = reader.sequence
     key = _settings_key(seq, n, spec, video_config, config)
     kp, sc = empty_keypoints(len(reader.views), n)
+    results = {v: {"keypoints2d": kp[k], "det_scores": sc[k], "box_source": np.zeros(n, np.uint8),
+                   "background": np.zeros((0, 0, 3), np.uint8), "bg_ready_at": n}
+               for k, v in enumerate(reader.views)}
     status = {v: st.to_dict() for v, st in reader.status.items()}
     todo = []
     parts = Path(parts_dir) if parts_dir is not None else None
@@ -112,22 +121,52 @@ def detect_sequence_parallel(videos_dir: str | Path, sequence: str, spec: Detect
         done = _load_part(parts / f"{v}.npz", key) if parts is not None else None
         if done is not None:
             log.info("%s %s: already detected, reusing %s", seq, v, parts / f"{v}.npz")
-            kp[k], sc[k], status[v] = done["keypoints2d"], done["det_scores"], done["status"]
+            status[v] = done.pop("status")
+            results[v] = done
             if progress:
                 progress(n)
             continue
         todo.append(v)
 
     def collect(view, result):
-        k = reader.views.index(view)
-        kp[k], sc[k], status[view] = result["keypoints2d"], result["det_scores"], result["status"]
         if parts is not None:
             _save_part(parts / f"{view}.npz", key, result)
+        status[view] = result["status"]
+        results[view] = {k: result[k] for k in ("keypoints2d", "det_scores", "box_source", "background",
+                                                "bg_ready_at")}
 
+    _run_jobs(todo, lambda v, sp: (_view_job, _view_job_inline, (videos_dir, seq, v, sp, n, video_config, config)),
+              collect, workers, spec, progress)
+    # second pass: lost frames, with the nearest found frame's box, the final background and multi-view boxes
+    localizes = config.boxes == "localize"
+    seeds = seed_boxes(results, reader.views, cameras, config) if localizes else {}
+    retry = {}
+    for v in reader.views:
+        if localizes and reader.status[v].usable:
+            cands = second_pass_frames(results[v], config, seeds.get(v))
+            if cands:
+                retry[v] = cands
+
+    def collect_retry(view, result):
+        results[view] = result
+
+    _run_jobs(list(retry), lambda v, sp: (_retry_job, _retry_job_inline, (videos_dir, seq, v, sp, n, video_config,
+                                                                       config, retry[v], results[v])),
+              collect_retry, workers, spec, None)
+    for k, v in enumerate(reader.views):
+        kp[k], sc[k] = results[v]["keypoints2d"], results[v]["det_scores"]
+    src = np.stack([results[v]["box_source"] for v in reader.views]).astype(np.uint8)
+    return {"keypoints2d": kp, "det_scores": sc, "box_source": src, "timestamps": reader.timestamps,
+            "status": status}
+
+
+def _run_jobs(todo, job_of, collect, workers, spec, progress) -> None:
+    """Run ``job_of(view, spec) -> (pool function, inline function, args)`` for each view, ``workers`` processes at a
+    time (1: in this process); ``collect(view, result)`` as they finish."""
     if workers <= 1 or len(todo) <= 1:
         for v in todo:
-            view, result = _view_job_inline(videos_dir, seq, v, spec, n, video_config, config, progress)
-            collect(view, result)
+            _, inline, args = job_of(v, spec)
+            collect(*inline(*args, progress))
     else:
         import multiprocessing as mp
         import os
@@ -139,21 +178,39 @@ def detect_sequence_parallel(videos_dir: str | Path, sequence: str, spec: Detect
         ctx = mp.get_context("spawn")  # no fork of a process that may hold TFLite / ORT threads
         with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
             q = manager.Queue()
-            futures = {pool.submit(_view_job, videos_dir, seq, v, spec, n, video_config, config, q)
-                       for v in todo}
+            futures = set()
+            for v in todo:
+                fn, _, args = job_of(v, spec)
+                futures.add(pool.submit(fn, *args, q))
             while futures:
                 finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(q, progress)
                 for f in finished:
                     collect(*f.result())
             _drain(q, progress)
-    return {"keypoints2d": kp, "det_scores": sc, "timestamps": reader.timestamps, "status": status}
 
 
 def _view_job_inline(videos_dir, sequence, view, spec, n_frames, video_config, config, progress):
     det = spec.build()
     try:
         return view, detect_one_view(videos_dir, sequence, view, det, n_frames, video_config, config, progress)
+    finally:
+        if hasattr(det, "close"):
+            det.close()
+
+
+def _retry_job(videos_dir, sequence, view, spec, n_frames, video_config, config, candidates, result,
+               progress_queue):
+    return _retry_job_inline(videos_dir, sequence, view, spec, n_frames, video_config, config, candidates, result,
+                             None)
+
+
+def _retry_job_inline(videos_dir, sequence, view, spec, n_frames, video_config, config, candidates, result,
+                      progress):
+    det = spec.build()
+    try:
+        return view, redetect_one_view(videos_dir, sequence, view, det, candidates, result, n_frames,
+                                       video_config, config)
     finally:
         if hasattr(det, "close"):
             det.close()

@@ -40,6 +40,7 @@ _SCHEMAS = {
         "keypoints2d": (("V", "N", NUM_JOINTS, 3), np.float32),
         "det_scores": (("V", "N"), np.float32),
         "timestamps": (("N",), np.int64),
+        "box_source": (("V", "N"), np.uint8),  # ours only: aistpp.detect.localize.BOX_SOURCES codes
     },
     "keypoints3d": {
         "keypoints3d": (("N", NUM_JOINTS, 3), np.float64),
@@ -51,7 +52,7 @@ _SCHEMAS = {
         "smpl_scaling": ((1,), np.float32),
     },
 }
-_OPTIONAL = {"keypoints3d": {"keypoints3d_optim"}, "keypoints2d": {"det_scores", "timestamps"}, "motions": set()}
+_OPTIONAL = {"keypoints3d": {"keypoints3d_optim"}, "keypoints2d": {"det_scores", "timestamps", "box_source"}, "motions": set()}
 
 
 def _check(kind: str, data, path) -> dict:
@@ -121,14 +122,17 @@ def read_motion(path: str | Path) -> dict:
     return _check("motions", _load(path), path)
 
 
-def write_keypoints2d(path, keypoints2d, det_scores=None, timestamps=None) -> None:
-    """Write the official keypoints2d pkl (validated like the reader)."""
+def write_keypoints2d(path, keypoints2d, det_scores=None, timestamps=None, box_source=None) -> None:
+    """Write the official keypoints2d pkl (validated like the reader); ``box_source`` (V, N) uint8: where
+    ``aistpp detect`` found each person box (an extra key, :data:`aistpp.detect.localize.BOX_SOURCES`)."""
     kp = np.asarray(keypoints2d, np.float32)
     data = {"keypoints2d": kp,
             "det_scores": np.asarray(det_scores if det_scores is not None
                                      else np.where(np.isnan(kp[..., 2]).all(-1), 0, 1), np.float32),
             "timestamps": np.asarray(timestamps if timestamps is not None else frame_timestamps(kp.shape[1]),
                                      np.int64)}
+    if box_source is not None:
+        data["box_source"] = np.asarray(box_source, np.uint8)
     save_pickle(_check("keypoints2d", data, path), path)
 
 

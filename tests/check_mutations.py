@@ -46,7 +46,7 @@ MUTATIONS = (
              "hinge_weight: float = 1.0 ", "hinge_weight: float = 0.0 ",
              ("tests/test_smpl_fit.py", "-k", "known_truth")),
     Mutation("jacobian-no-posedirs", "SMPL fit: analytic Jacobian ignores the pose-corrective blend shapes",
-             "aistpp/smpl/fit.py", "    if bool((layer.face_posedirs != 0).any()):", "    if False:",
+             "aistpp/smpl/jacobian.py", "    if bool((layer.face_posedirs != 0).any()):", "    if False:",
              ("tests/test_smpl_fit.py", "-k", "jacobian")),
     Mutation("fid-ddof0", "FID: biased covariances (ddof=0)", "aistpp/models/metrics.py",
              "np.cov(ref, rowvar=False), feat.mean(0), np.cov(feat, rowvar=False)",
@@ -56,12 +56,12 @@ MUTATIONS = (
              '"complex", "slice", "bytes")', '"complex", "slice", "bytes", "eval")',
              ("tests/test_safe_pickle.py",)),
     Mutation("temporal-official-weights", "temporal optimization: back to the official objective (15 px, bone 2)",
-             "aistpp/triangulate/reconstruct.py",
+             "aistpp/triangulate/config.py",
              "    reproj_threshold_px: float = 6.0\n    scale_smooth: float = 4.0\n    scale_length: float = 2.5",
              "    reproj_threshold_px: float = 15.0\n    scale_smooth: float = 4.0\n    scale_length: float = 2.0",
              ("tests/test_triangulate_temporal.py", "-k", "beats")),
     Mutation("temporal-bone-x3", "temporal optimization: bone weight x3 (2.5 -> 7.5)",
-             "aistpp/triangulate/reconstruct.py", "    scale_length: float = 2.5", "    scale_length: float = 7.5",
+             "aistpp/triangulate/config.py", "    scale_length: float = 2.5", "    scale_length: float = 7.5",
              ("tests/test_triangulate_temporal.py", "-k", "beats")),
 )
 

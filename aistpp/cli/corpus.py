@@ -92,13 +92,18 @@ def register(sub) -> None:
                                    "keypoints through a 9-camera ring with noise, dropouts and outliers, written as "
                                    "an official annotation tree), reconstructs it into a corpus and compares the "
                                    "result with the known truth.")
-    p.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
-    p.add_argument("--sequences", type=int, default=2, metavar="N", help="number of generated sequences (default 2)")
-    p.add_argument("--frames", type=int, default=240, metavar="N", help="frames per sequence (default 240 = 4 s)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="sequences reconstructed in parallel by local processes (default 1)")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="random seed of the generated motions, camera noise and FACT training (default 0)")
+    from aistpp.demo import DemoConfig
+
+    demo = DemoConfig()  # the defaults live there
+    p.add_argument("--out", default=demo.out, metavar="DIR", help=f"output folder (default {demo.out})")
+    p.add_argument("--sequences", type=int, default=demo.sequences, metavar="N",
+                   help=f"number of generated sequences (default {demo.sequences})")
+    p.add_argument("--frames", type=int, default=demo.frames, metavar="N",
+                   help=f"frames per sequence (default {demo.frames} = {demo.frames / 60:g} s)")
+    p.add_argument("--workers", type=int, default=demo.workers, metavar="N",
+                   help=f"sequences reconstructed in parallel by local processes (default {demo.workers})")
+    p.add_argument("--seed", type=int, default=demo.seed, metavar="N",
+                   help=f"random seed of the generated motions, camera noise and FACT training (default {demo.seed})")
     p.set_defaults(func=cmd_demo)
 
 

@@ -48,13 +48,18 @@ def register(sub) -> None:
     p.add_argument("--agree-terms", action="store_true",
                    help="accept the terms of use without the interactive prompt (for scripts); read them first: "
                         "https://aistdancedb.ongaaccel.jp/terms_of_use/")
-    p.add_argument("--workers", type=int, default=4, metavar="N", help="files transferred in parallel (default 4)")
-    p.add_argument("--retries", type=int, default=5, metavar="N",
-                   help="retries of a file in a row without progress before it fails (default 5)")
-    p.add_argument("--backoff", type=float, default=1.0, metavar="S",
-                   help="first retry delay in seconds, doubled per retry up to 60 s (default 1)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                   help="connect and read timeout in seconds (default 30)")
+    from aistpp.download.transfer import TransferConfig
+
+    cfg = TransferConfig()  # the defaults live there
+    p.add_argument("--workers", type=int, default=cfg.workers, metavar="N",
+                   help=f"files transferred in parallel (default {cfg.workers})")
+    p.add_argument("--retries", type=int, default=cfg.retries, metavar="N",
+                   help=f"retries of a file in a row without progress before it fails (default {cfg.retries})")
+    p.add_argument("--backoff", type=float, default=cfg.backoff, metavar="S",
+                   help=f"first retry delay in seconds, doubled per retry up to {cfg.backoff_max:g} s "
+                        f"(default {cfg.backoff:g})")
+    p.add_argument("--timeout", type=float, default=cfg.timeout, metavar="S",
+                   help=f"connect and read timeout in seconds (default {cfg.timeout:g})")
     p.add_argument("--keep-archive", action="store_true",
                    help="annotations/music wav: keep the zip in DIR/.aistpp-download after extracting it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -56,21 +56,24 @@ def register(sub) -> None:
                    help="a second sequence shown side by side in the animation: a motions/keypoints3d pkl, "
                         "or a sequence name in SOURCE")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--what", default="skeleton,overlay,qa,mesh", metavar="LIST",
-                   help="comma-separated subset of skeleton,overlay,qa,mesh (default: all)")
-    p.add_argument("--joints", choices=("auto", "keypoints3d", "smpl"), default="auto",
+    from aistpp.viz.config import PRODUCTS, VizConfig
+
+    viz = VizConfig()  # the defaults live there
+    p.add_argument("--what", default=",".join(viz.products), metavar="LIST",
+                   help=f"comma-separated subset of {','.join(PRODUCTS)} (default: all)")
+    p.add_argument("--joints", choices=("auto", "keypoints3d", "smpl"), default=viz.joints,
                    help="what the animation draws: keypoints3d (COCO-17) or SMPL joints (24); auto = keypoints3d "
                         "when every drawn sequence has them, else SMPL when all have it, else what each has")
     p.add_argument("--frames", default="::1", metavar="START:STOP[:STEP]",
                    help="frames of the animation / overlay video (STEP > 1 keeps real time by lowering the fps)")
     p.add_argument("--frame", type=int, default=None, help="frame of the overlay and mesh stills (default: middle)")
-    p.add_argument("--format", dest="fmt", choices=("mp4", "gif"), default="mp4", help="animation file format")
-    p.add_argument("--size", default="480x480", metavar="WxH", help="size of one animation panel")
-    p.add_argument("--tile", default="640x360", metavar="WxH", help="size of one view in the overlay mosaic")
+    p.add_argument("--format", dest="fmt", choices=("mp4", "gif"), default=viz.fmt, help="animation file format")
+    p.add_argument("--size", default="%dx%d" % viz.size, metavar="WxH", help="size of one animation panel")
+    p.add_argument("--tile", default="%dx%d" % viz.tile, metavar="WxH", help="size of one view in the overlay mosaic")
     p.add_argument("--videos", metavar="DIR", help="folder of the sequence's 9 videos <video_name>.mp4 (overlays "
                                                    "are drawn on them)")
     p.add_argument("--overlay-video", action="store_true", help="also write the overlay mosaic over --frames")
-    p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=viz.crop,
                    help="zoom every overlay view on the dancer, one fixed box per view (default); --no-crop draws "
                         "the whole frame")
     p.add_argument("--smpl-model", metavar="PATH",

@@ -289,6 +289,163 @@ class FACTWindowConfig:
         return d
 
 
+class WindowGrid:
+    """Which window each index of an epoch is: slot -> (sequence, start frame), redrawn per epoch.
+
+    ``max_start`` (S,) int64: the last start frame of each sequence (usable frames - window frames). ``"slots"``
+    sampling gives sequence ``i`` ``max_start[i] // stride + 1`` slots at ``0, stride, ...`` (the grid starts used
+    without ``random_windows``); ``"mint"`` gives each sequence one slot. Random starts are uniform over
+    ``0 .. max_start`` with the generator seeded by ``(seed, epoch)``. The epoch lives in shared memory, so
+    DataLoader workers (also persistent ones) see :meth:`set_epoch`.
+    """
+
+    def __init__(self, max_start, config: FACTWindowConfig):
+        self.config = config
+        self.max_start = np.asarray(max_start, np.int64)
+        if config.sampling == "mint":
+            n_slots = np.ones(len(self.max_start), np.int64)
+        else:
+            n_slots = self.max_start // config.stride + 1
+        self.slot_seq = np.repeat(np.arange(len(self.max_start)), n_slots)    # (slots,) sequence index
+        self.slot_grid = np.concatenate([np.arange(k) * config.stride for k in n_slots])
+        self._epoch_shared = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._starts_epoch = None
+        self._starts = None
+
+    def __len__(self) -> int:
+        return int(self.slot_seq.shape[0])
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch_shared.item())
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch_shared.fill_(int(epoch))
+
+    def starts(self) -> np.ndarray:
+        """(len,) int64 start frame of every slot in the current epoch."""
+        epoch = self.epoch
+        if self._starts_epoch != epoch:
+            if self.config.random_windows or self.config.sampling == "mint":
+                rng = np.random.default_rng([self.config.seed, epoch])
+                self._starts = rng.integers(0, self.max_start[self.slot_seq] + 1)
+            else:
+                self._starts = self.slot_grid.copy()
+            self._starts_epoch = epoch
+        return self._starts
+
+
+def _encode(arrays: dict, pad: bool) -> np.ndarray:
+    from aistpp.data.motion import encode_motion
+
+    return encode_motion(arrays["smpl/poses"], arrays["smpl/trans"], arrays["smpl/scaling"], pad=pad).numpy()
+
+
+class _CachedWindows:
+    """Encoded motion of every sequence in one (sum N, 225) float32 array (+ row offsets), music features of every
+    music id in one (sum M, 35) array: one gather per batch, shared copy-on-write by forked workers."""
+
+    def __init__(self, corpus, sequences, music_ids, offsets, pad: bool, progress: bool):
+        from aistpp.progress import tqdm
+
+        frames = [int(corpus.group(s)["smpl/poses"].shape[0]) for s in sequences]
+        self.motion_rows = np.concatenate([[0], np.cumsum(frames)[:-1]]).astype(np.int64)
+        self.motion = np.empty((int(sum(frames)), 225 if pad else 219), np.float32)
+        for i, seq in enumerate(tqdm(sequences, desc="cache motion", unit="seq", disable=not progress)):
+            r = self.motion_rows[i]
+            self.motion[r:r + frames[i]] = _encode(corpus.read(seq, SMPL_FIELDS), pad)
+        ids = sorted(set(music_ids))
+        music = [np.asarray(corpus.music(m), np.float32) for m in ids]
+        rows = dict(zip(ids, np.concatenate([[0], np.cumsum([len(a) for a in music])[:-1]]).astype(np.int64)))
+        self.music = np.concatenate(music)
+        self.music_rows = np.asarray([rows[m] for m in music_ids], np.int64) + offsets
+
+    def windows(self, seq: np.ndarray, start: np.ndarray, c: FACTWindowConfig, copy: bool):
+        """(motion, audio, target) lists for windows (sequence index, start); views unless ``copy``."""
+        rows = (self.motion_rows[seq] + start).tolist()
+        arows = (self.music_rows[seq] + start).tolist()
+        cache_m, cache_a, shift = self.motion, self.music, c.shift
+        motion = [cache_m[r:r + c.seed_frames] for r in rows]  # contiguous row ranges: views
+        target = [cache_m[r + shift:r + shift + c.target_frames] for r in rows]
+        audio = [cache_a[r:r + c.audio_frames] for r in arows]
+        if copy:
+            motion, target, audio = ([a.copy() for a in x] for x in (motion, target, audio))
+        return motion, audio, target
+
+
+class _HDF5Windows:
+    """Windows read from the corpus: only a window's frames are read (h5py datasets opened once per process and
+    sequence, never pickled) and encoded in one batch."""
+
+    def __init__(self, corpus, sequences, music_ids, offsets, pad: bool):
+        self.corpus, self.sequences, self.music_ids, self.offsets, self.pad = corpus, sequences, music_ids, offsets, pad
+
+    def _datasets(self, i: int):
+        """Per-process h5py datasets (poses, trans, scaling, music) of sequence ``i``."""
+        import os
+
+        if getattr(self, "_h5_pid", None) != os.getpid():
+            self._h5_pid, self._h5_sets = os.getpid(), {}
+        d = self._h5_sets.get(i)
+        if d is None:
+            grp = self.corpus.group(self.sequences[i])
+            e = self.corpus.manifest["music"][self.music_ids[i]]
+            music = self.corpus._file(e["shard"])["music"][self.music_ids[i]]["features"]
+            d = self._h5_sets[i] = (grp["smpl/poses"], grp["smpl/trans"], grp["smpl/scaling"][()], music)
+        return d
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_h5_sets", None)
+        state.pop("_h5_pid", None)
+        return state
+
+    def windows(self, seq: np.ndarray, start: np.ndarray, c: FACTWindowConfig):
+        """(motion, audio, target) for windows (sequence index, start): fresh arrays."""
+        end = max(c.seed_frames, c.shift + c.target_frames)
+        poses, trans, scaling, audio = [], [], [], []
+        for i, s in zip(seq.tolist(), start.tolist()):
+            p_ds, t_ds, sc, music = self._datasets(i)
+            poses.append(p_ds[s:s + end])  # reads only the chunks of these frames
+            trans.append(t_ds[s:s + end])
+            scaling.append(np.asarray(sc, np.float32).reshape(1))
+            m0 = int(self.offsets[i]) + s
+            audio.append(np.asarray(music[m0:m0 + c.audio_frames], np.float32))
+        m = _encode({"smpl/poses": np.stack(poses), "smpl/trans": np.stack(trans),
+                     "smpl/scaling": np.stack(scaling)}, self.pad)  # one batched encode: (B, end, 225)
+        return m[:, :c.seed_frames], audio, m[:, c.shift:c.shift + c.target_frames]
+
+
+def _fact_sequences(corpus, names, window: int, skipped: dict, alignment: dict):
+    """The sequences among ``names`` that can give FACT windows: [(sequence, music id, music offset frames,
+    usable frames)]; the others go into ``skipped`` (why), music mismatches into ``alignment``."""
+    from aistpp.audio import align_music
+
+    music_ids = set(corpus.music_ids())
+    out = []
+    for seq in names:
+        attrs = corpus.attrs(seq)
+        mid = attrs.get("music")
+        if not set(SMPL_FIELDS) <= set(corpus.fields(seq)):
+            skipped[seq] = "no SMPL motion"
+            continue
+        if mid not in music_ids:
+            skipped[seq] = f"music {mid} not in the corpus (aistpp add-music)"
+            continue
+        frames = int(corpus.group(seq)["smpl/poses"].shape[0])
+        fps = int(attrs.get("fps", 60))
+        al = align_music(seq, mid, frames, int(corpus.manifest["music"][mid]["frames"]),
+                         _timestamps(corpus, seq, frames, fps), fps)
+        if not al.ok:
+            alignment[seq] = al
+        n = al.usable_frames
+        if n < window:
+            skipped[seq] = f"{n} usable frames < window {window}"
+            continue
+        out.append((seq, mid, al.offset_frames, n))
+    return out
+
+
 class FACTDataset(torch.utils.data.Dataset):
     """FACT training windows over a corpus split.
 
@@ -308,147 +465,67 @@ class FACTDataset(torch.utils.data.Dataset):
             per epoch); see :class:`FACTWindowConfig`.
     Sequences without SMPL, without music or shorter than a window are skipped (logged, :attr:`skipped`);
     music shorter than the motion is reported (:attr:`alignment`) and only frames with music are used.
+
+    Parts: :class:`WindowGrid` (which window each index is, per epoch), ``_CachedWindows`` (in memory) or
+    ``_HDF5Windows`` (from the corpus) cut the windows.
     """
 
-    def __init__(self, corpus, split="crossmodal_train", seed_frames: int = 120, audio_frames: int = 240,
-                 target_frames: int = 20, stride: int = 60, random_windows: bool = True, seed: int = 0,
-                 genres=None, ignore=True, cache: bool = True, target_shift: int | None = None,
-                 pad: bool = True, progress: bool = False, sampling: str = "slots"):
-        from aistpp.audio import align_music
+    _W = FACTWindowConfig  # the window defaults live there only
 
+    def __init__(self, corpus, split="crossmodal_train", seed_frames: int = _W.seed_frames,
+                 audio_frames: int = _W.audio_frames, target_frames: int = _W.target_frames, stride: int = _W.stride,
+                 random_windows: bool = _W.random_windows, seed: int = _W.seed, genres=None, ignore=True,
+                 cache: bool = True, target_shift: int | None = _W.target_shift, pad: bool = _W.pad,
+                 progress: bool = False, sampling: str = _W.sampling):
         self.config = FACTWindowConfig(seed_frames, audio_frames, target_frames, target_shift, stride,
                                        random_windows, seed, pad, sampling)
         self.corpus = _open_corpus(corpus)
         self.cache = bool(cache)
-        self._epoch_shared = torch.zeros((), dtype=torch.int64).share_memory_()
         self.skipped: dict[str, str] = {}
         self.alignment: dict[str, object] = {}
-        music_ids = set(self.corpus.music_ids())
         w = self.config.window_frames
-        seqs, music_of, offsets, usable = [], [], [], []
-        for seq in select_sequences(self.corpus, split, genres, ignore):
-            attrs = self.corpus.attrs(seq)
-            mid = attrs.get("music")
-            if not set(SMPL_FIELDS) <= set(self.corpus.fields(seq)):
-                self.skipped[seq] = "no SMPL motion"
-                continue
-            if mid not in music_ids:
-                self.skipped[seq] = f"music {mid} not in the corpus (aistpp add-music)"
-                continue
-            frames = int(self.corpus.group(seq)["smpl/poses"].shape[0])
-            fps = int(attrs.get("fps", 60))
-            al = align_music(seq, mid, frames, int(self.corpus.manifest["music"][mid]["frames"]),
-                             _timestamps(self.corpus, seq, frames, fps), fps)
-            if not al.ok:
-                self.alignment[seq] = al
-            n = al.usable_frames
-            if n < w:
-                self.skipped[seq] = f"{n} usable frames < window {w}"
-                continue
-            seqs.append(seq)
-            music_of.append(mid)
-            offsets.append(al.offset_frames)
-            usable.append(n)
+        usable = _fact_sequences(self.corpus, select_sequences(self.corpus, split, genres, ignore), w,
+                                 self.skipped, self.alignment)
         if self.skipped:
             log.warning("FACTDataset: skipped %d sequence(s) (e.g. %s: %s)", len(self.skipped),
                         *next(iter(self.skipped.items())))
-        if not seqs:
+        if not usable:
             raise AistppError(f"FACTDataset: no sequence of split {split!r} has SMPL motion, music and "
                               f">= {w} frames", self.corpus.root)
-        self.sequences = seqs
-        self.music_ids = music_of
-        self._offsets = np.asarray(offsets, np.int64)
-        self._max_start = np.asarray(usable, np.int64) - w  # per sequence
-        if self.config.sampling == "mint":
-            n_slots = np.ones(len(seqs), np.int64)
-        else:
-            n_slots = self._max_start // self.config.stride + 1
-        self._slot_seq = np.repeat(np.arange(len(seqs)), n_slots)
-        self._slot_grid = np.concatenate([np.arange(k) * self.config.stride for k in n_slots])
-        self._starts_epoch = None
-        self._starts = None
-        self._motion: np.ndarray | None = None
-        self._music: np.ndarray | None = None
+        self.sequences = [u[0] for u in usable]
+        self.music_ids = [u[1] for u in usable]
+        offsets = np.asarray([u[2] for u in usable], np.int64)
+        self.grid = WindowGrid(np.asarray([u[3] for u in usable], np.int64) - w, self.config)
         if self.cache:
-            self._fill_cache(progress)
+            self._windows = _CachedWindows(self.corpus, self.sequences, self.music_ids, offsets, pad, progress)
+        else:
+            self._windows = _HDF5Windows(self.corpus, self.sequences, self.music_ids, offsets, pad)
         self.corpus.close()  # no HDF5 handle survives into forked workers
 
     # -- windows ------------------------------------------------------------------------------------------------
     @property
     def epoch(self) -> int:
-        return int(self._epoch_shared.item())
+        return self.grid.epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random windows :meth:`__getitem__` returns (no effect without random_windows).
 
         The epoch lives in shared memory, so DataLoader workers (also ``persistent_workers=True``) see it; call
         it before iterating the loader for that epoch."""
-        self._epoch_shared.fill_(int(epoch))
+        self.grid.set_epoch(epoch)
 
     def starts(self) -> np.ndarray:
         """(len,) int64 start frame of every window of the current epoch."""
-        epoch = self.epoch
-        if self._starts_epoch != epoch:
-            if self.config.random_windows or self.config.sampling == "mint":
-                rng = np.random.default_rng([self.config.seed, epoch])
-                self._starts = rng.integers(0, self._max_start[self._slot_seq] + 1)
-            else:
-                self._starts = self._slot_grid.copy()
-            self._starts_epoch = epoch
-        return self._starts
+        return self.grid.starts()
 
     def window_index(self) -> list[tuple[str, int]]:
         """[(sequence, start)] of the current epoch, in index order."""
-        return [(self.sequences[i], int(s)) for i, s in zip(self._slot_seq, self.starts())]
+        return [(self.sequences[i], int(s)) for i, s in zip(self.grid.slot_seq, self.starts())]
 
     def __len__(self) -> int:
-        return int(self._slot_seq.shape[0])
+        return len(self.grid)
 
     # -- data ---------------------------------------------------------------------------------------------------
-    def _encode(self, arrays: dict) -> np.ndarray:
-        from aistpp.data.motion import encode_motion
-
-        return encode_motion(arrays["smpl/poses"], arrays["smpl/trans"], arrays["smpl/scaling"],
-                             pad=self.config.pad).numpy()
-
-    def _fill_cache(self, progress: bool) -> None:
-        """Encoded motion of every sequence in one (sum N, 225) float32 array (+ row offsets), music features of
-        every music id in one (sum M, 35) array: one gather per batch, shared copy-on-write by forked workers."""
-        from aistpp.progress import tqdm
-
-        frames = [int(self.corpus.group(s)["smpl/poses"].shape[0]) for s in self.sequences]
-        dim = 225 if self.config.pad else 219
-        self._motion_rows = np.concatenate([[0], np.cumsum(frames)[:-1]]).astype(np.int64)
-        self._motion = np.empty((int(sum(frames)), dim), np.float32)
-        for i, seq in enumerate(tqdm(self.sequences, desc="cache motion", unit="seq", disable=not progress)):
-            r = self._motion_rows[i]
-            self._motion[r:r + frames[i]] = self._encode(self.corpus.read(seq, SMPL_FIELDS))
-        ids = sorted(set(self.music_ids))
-        music = [np.asarray(self.corpus.music(m), np.float32) for m in ids]
-        rows = dict(zip(ids, np.concatenate([[0], np.cumsum([len(a) for a in music])[:-1]]).astype(np.int64)))
-        self._music = np.concatenate(music)
-        self._music_rows = np.asarray([rows[m] for m in self.music_ids], np.int64) + self._offsets
-
-    def _h5(self, i: int):
-        """Per-process h5py datasets (poses, trans, scaling, music) of sequence ``i`` for the uncached path."""
-        import os
-
-        if getattr(self, "_h5_pid", None) != os.getpid():
-            self._h5_pid, self._h5_sets = os.getpid(), {}
-        d = self._h5_sets.get(i)
-        if d is None:
-            grp = self.corpus.group(self.sequences[i])
-            e = self.corpus.manifest["music"][self.music_ids[i]]
-            music = self.corpus._file(e["shard"])["music"][self.music_ids[i]]["features"]
-            d = self._h5_sets[i] = (grp["smpl/poses"], grp["smpl/trans"], grp["smpl/scaling"][()], music)
-        return d
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_h5_sets", None)
-        state.pop("_h5_pid", None)
-        return state
-
     def _check_index(self, index: int) -> int:
         n = len(self)
         if index < 0:
@@ -471,32 +548,12 @@ class FACTDataset(torch.utils.data.Dataset):
 
     def _fetch(self, indices, copy: bool) -> list[dict]:
         idx = np.asarray([self._check_index(int(k)) for k in indices], np.int64)
-        seq = self._slot_seq[idx]
+        seq = self.grid.slot_seq[idx]
         start = self.starts()[idx]
-        c = self.config
-        if self._motion is not None:
-            rows = (self._motion_rows[seq] + start).tolist()
-            arows = (self._music_rows[seq] + start).tolist()
-            cache_m, cache_a, shift = self._motion, self._music, c.shift
-            motion = [cache_m[r:r + c.seed_frames] for r in rows]  # contiguous row ranges: views
-            target = [cache_m[r + shift:r + shift + c.target_frames] for r in rows]
-            audio = [cache_a[r:r + c.audio_frames] for r in arows]
-            if copy:
-                motion, target, audio = ([a.copy() for a in x] for x in (motion, target, audio))
+        if self.cache:
+            motion, audio, target = self._windows.windows(seq, start, self.config, copy)
         else:
-            end = max(c.seed_frames, c.shift + c.target_frames)
-            poses, trans, scaling, audio = [], [], [], []
-            for i, s in zip(seq.tolist(), start.tolist()):
-                p_ds, t_ds, sc, music = self._h5(i)
-                poses.append(p_ds[s:s + end])  # reads only the chunks of these frames
-                trans.append(t_ds[s:s + end])
-                scaling.append(np.asarray(sc, np.float32).reshape(1))
-                m0 = int(self._offsets[i]) + s
-                audio.append(np.asarray(music[m0:m0 + c.audio_frames], np.float32))
-            m = self._encode({"smpl/poses": np.stack(poses), "smpl/trans": np.stack(trans),
-                              "smpl/scaling": np.stack(scaling)})  # one batched encode: (B, end, 225)
-            motion = m[:, :c.seed_frames]
-            target = m[:, c.shift:c.shift + c.target_frames]
+            motion, audio, target = self._windows.windows(seq, start, self.config)
         names = self.sequences
         from_numpy = torch.from_numpy
         return [{"motion": from_numpy(m), "audio": from_numpy(a), "target": from_numpy(t), "sequence": names[i],

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from aistpp.errors import AistppError
+from aistpp.models.fact import FACTConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,8 @@ def snap_rotations(motion: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate_motion(model, seed_motion, audio, frames: int = 1200, snap: str = "output", device=None,
-                    progress: bool = False) -> np.ndarray:
+def generate_motion(model, seed_motion, audio, frames: int = GenerateConfig.frames, snap: str = GenerateConfig.snap,
+                    device=None, progress: bool = False) -> np.ndarray:
     """Autoregressive generation.
 
     Args:
@@ -134,7 +135,7 @@ def music_beats(music_features: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(music_features)[:, BEAT_COLUMN] > 0.5).astype(np.int64)
 
 
-def load_seed(source: str, corpus=None, motion_len: int = 120) -> dict:
+def load_seed(source: str, corpus=None, motion_len: int = FACTConfig.motion_len) -> dict:
     """Seed motion from a corpus sequence name (with ``corpus``) or an official motions pkl path.
 
     Returns dict(sequence, motion (motion_len, 225) float32, smpl_scaling (1,), music_id or None, offset (music

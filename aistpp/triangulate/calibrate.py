@@ -23,6 +23,7 @@ from scipy.sparse import coo_matrix
 
 from aistpp.errors import AistppError
 from aistpp.io.cameras import Camera, CameraGroup, distort_normalized, rodrigues_to_matrix
+from aistpp.triangulate.config import DEFAULT
 from aistpp.triangulate.dlt import reprojection_errors
 from aistpp.triangulate.robust import triangulate_robust
 
@@ -201,8 +202,9 @@ def _adjust(group: CameraGroup, obs_xy, views, point_idx, points0, cfg: Calibrat
     return _apply_params(group, cp)
 
 
-def observation_error(cameras: CameraGroup, keypoints2d: np.ndarray, conf_threshold: float = 0.5,
-                      inlier_threshold_px: float = 20.0) -> np.ndarray:
+def observation_error(cameras: CameraGroup, keypoints2d: np.ndarray,
+                      conf_threshold: float = CalibrationConfig.conf_threshold,
+                      inlier_threshold_px: float = DEFAULT.inlier_threshold_px) -> np.ndarray:
     """Pixel errors of every observation (V, M) with confidence >= ``conf_threshold`` against the robust
     triangulation (with these cameras) of its point; NaN elsewhere. keypoints2d: (V, M, 3) or (V, N, J, 3)."""
     kp = np.asarray(keypoints2d, np.float64).reshape(len(cameras), -1, 3)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from aistpp.errors import AistppError
-from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.cameras import CameraGroup, distort_normalized
+from aistpp.triangulate.config import OFFICIAL
 
 
 def check_keypoints2d(keypoints2d: np.ndarray, cameras: CameraGroup) -> np.ndarray:
@@ -26,8 +26,8 @@ def check_keypoints2d(keypoints2d: np.ndarray, cameras: CameraGroup) -> np.ndarr
     return kp
 
 
-def observation_weights(keypoints2d: np.ndarray, conf_threshold: float = OFFICIAL_MIN_CONFIDENCE,
-                        weighted: bool = False) -> np.ndarray:
+def observation_weights(keypoints2d: np.ndarray, conf_threshold: float = OFFICIAL.conf_threshold,
+                        weighted: bool = OFFICIAL.weighted) -> np.ndarray:
     """Per-view weights (V, ...) from confidences: 0 where missing / NaN / confidence < threshold.
 
     ``weighted=False`` gives 1 for every kept view (the official, unweighted DLT); ``True`` gives the confidence.
@@ -46,7 +46,7 @@ def normalize_points(keypoints2d: np.ndarray, cameras: CameraGroup) -> np.ndarra
     return cameras.undistort_points(kp[..., :2], normalized=True)
 
 
-def dlt_normalized(xy: np.ndarray, extrinsics: np.ndarray, weights: np.ndarray, min_views: int = 2,
+def dlt_normalized(xy: np.ndarray, extrinsics: np.ndarray, weights: np.ndarray, min_views: int = OFFICIAL.min_views,
                    method: str = "svd") -> np.ndarray:
     """Homogeneous DLT of M points seen in V views.
 
@@ -87,8 +87,9 @@ def dlt_normalized(xy: np.ndarray, extrinsics: np.ndarray, weights: np.ndarray, 
     return out
 
 
-def triangulate_dlt(keypoints2d: np.ndarray, cameras: CameraGroup, *, conf_threshold: float = OFFICIAL_MIN_CONFIDENCE,
-                    weighted: bool = False, min_views: int = 2, method: str = "svd") -> np.ndarray:
+def triangulate_dlt(keypoints2d: np.ndarray, cameras: CameraGroup, *,
+                    conf_threshold: float = OFFICIAL.conf_threshold, weighted: bool = OFFICIAL.weighted,
+                    min_views: int = OFFICIAL.min_views, method: str = "svd") -> np.ndarray:
     """Linear triangulation of every keypoint.
 
     keypoints2d: (V, ..., 3) px + confidence (any leading shape after V, e.g. (V, N, 17, 3)).

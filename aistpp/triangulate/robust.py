@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.cameras import CameraGroup
+from aistpp.triangulate.config import DEFAULT
 from aistpp.triangulate.dlt import (check_keypoints2d, mean_reprojection_error, normalize_points,
                                     observation_weights, views_bitmask)
 
@@ -127,8 +127,9 @@ def _pair_hypotheses(xy, good, N, b, extr, focal, thr, conf):
 
 
 def triangulate_robust(keypoints2d: np.ndarray, cameras: CameraGroup, *,
-                       conf_threshold: float = OFFICIAL_MIN_CONFIDENCE,
-                       inlier_threshold_px: float = 20.0, min_views: int = 2, weighted: bool = True,
+                       conf_threshold: float = DEFAULT.conf_threshold,
+                       inlier_threshold_px: float = DEFAULT.inlier_threshold_px,
+                       min_views: int = DEFAULT.min_views, weighted: bool = DEFAULT.weighted,
                        refine_iters: int = 3, block: int = 2048) -> RobustTriangulation:
     """Outlier-robust triangulation of keypoints (V, *S, 3) px + confidence; see the module docstring.
 

@@ -25,9 +25,9 @@ from scipy.linalg import solveh_banded
 from scipy.signal import medfilt
 
 from aistpp.errors import AistppError
-from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.cameras import CameraGroup
 from aistpp.skeleton import BONES
+from aistpp.triangulate.config import OFFICIAL
 from aistpp.triangulate.dlt import check_keypoints2d, normalize_points, observation_weights
 
 log = logging.getLogger(__name__)
@@ -235,10 +235,12 @@ def _optimize_chunk_lm(xy, obs_w, extr, focal, X0, bones, cfg) -> np.ndarray:
 
 
 def optimize_temporal(keypoints2d: np.ndarray, cameras: CameraGroup, keypoints3d_init: np.ndarray, *,
-                      inliers: np.ndarray | None = None, conf_threshold: float = OFFICIAL_MIN_CONFIDENCE,
-                      reproj_threshold_px: float = 15.0, scale_smooth: float = 4.0, scale_length: float = 2.0,
-                      bones=BONES, max_iters: int = 30, ftol: float = 1e-3, chunk_frames: int = 3600,
-                      chunk_overlap: int = 60) -> np.ndarray:
+                      inliers: np.ndarray | None = None, conf_threshold: float = OFFICIAL.conf_threshold,
+                      reproj_threshold_px: float = OFFICIAL.reproj_threshold_px,
+                      scale_smooth: float = OFFICIAL.scale_smooth, scale_length: float = OFFICIAL.scale_length,
+                      bones=BONES, max_iters: int = OFFICIAL.max_iters, ftol: float = OFFICIAL.ftol,
+                      chunk_frames: int = OFFICIAL.chunk_frames,
+                      chunk_overlap: int = OFFICIAL.chunk_overlap) -> np.ndarray:
     """Jointly optimize a sequence of 3D keypoints against its 2D observations.
 
     keypoints2d: (V, N, J, 3) px + confidence; keypoints3d_init: (N, J, 3) cm (NaN allowed: gaps are interpolated);

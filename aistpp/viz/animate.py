@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -11,24 +10,10 @@ import numpy as np
 
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_path
+from aistpp.viz.config import AnimationConfig
 from aistpp.viz.render import canvas, draw_floor, hstack_panels, look_at_camera, render_skeleton, skeleton_for
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AnimationConfig:
-    """How a skeleton animation looks. size: (w, h) px of one panel; stride: draw every k-th frame (the output
-    plays at fps / stride so it keeps real time); azimuth/elevation of the fixed virtual camera in degrees."""
-
-    size: tuple[int, int] = (480, 480)
-    stride: int = 1
-    azimuth_deg: float = 30.0
-    elevation_deg: float = 15.0
-    floor: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def write_animation(path, frames: Iterable[np.ndarray], fps: float) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from aistpp.errors import AistppError
-from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
+from aistpp.viz.config import VizConfig
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,8 @@ CANVAS_RGB = (64, 64, 64)
 DETECTION_RGB = (255, 255, 255)
 
 
-def draw_view(keypoints2d_projected: np.ndarray | None, size, tile=(640, 360), frame: np.ndarray | None = None,
-              detections: np.ndarray | None = None, min_confidence: float = OFFICIAL_MIN_CONFIDENCE,
+def draw_view(keypoints2d_projected: np.ndarray | None, size, tile=VizConfig.tile, frame: np.ndarray | None = None,
+              detections: np.ndarray | None = None, min_confidence: float = VizConfig.min_confidence,
               label: str | None = None, box=None) -> np.ndarray:
     """One view tile (tile_h, tile_w, 3) uint8 RGB.
 
@@ -64,7 +64,7 @@ def draw_view(keypoints2d_projected: np.ndarray | None, size, tile=(640, 360), f
     return img
 
 
-def crop_boxes(keypoints3d: np.ndarray, cameras, tile=(640, 360), margin: float = 0.3,
+def crop_boxes(keypoints3d: np.ndarray, cameras, tile=VizConfig.tile, margin: float = 0.3,
                min_height_px: float = 200.0) -> np.ndarray:
     """(V, 4) boxes x0, y0, x1, y1 px (full frame) around the projected keypoints3d (..., 17, 3) cm of all the
     given frames in each view, grown by ``margin`` of their size, at least ``min_height_px`` tall, with the aspect of
@@ -106,7 +106,7 @@ def mosaic(tiles, cols: int = 3) -> np.ndarray:
 
 
 def overlay_frame(keypoints3d: np.ndarray | None, cameras, frames=None, keypoints2d: np.ndarray | None = None,
-                  tile=(640, 360), min_confidence: float = OFFICIAL_MIN_CONFIDENCE, frame_index: int | None = None,
+                  tile=VizConfig.tile, min_confidence: float = VizConfig.min_confidence, frame_index: int | None = None,
                   boxes=None) -> list[np.ndarray]:
     """The V view tiles of one frame: keypoints3d (17, 3) cm projected through ``cameras``; frames: list of V RGB
     frames (or None entries / None); keypoints2d: (V, 17, 3) detections or None; boxes: (V, 4) crop boxes
@@ -125,7 +125,7 @@ def overlay_frame(keypoints3d: np.ndarray | None, cameras, frames=None, keypoint
 MESH_RGB = (120, 170, 255)
 
 
-def mesh_tiles(vertices: np.ndarray, faces: np.ndarray, cameras, frames=None, tile=(640, 360), boxes=None,
+def mesh_tiles(vertices: np.ndarray, faces: np.ndarray, cameras, frames=None, tile=VizConfig.tile, boxes=None,
                alpha: float = 0.6, label: str | None = None) -> list[np.ndarray]:
     """The posed mesh, vertices (V, 3) cm world, faces (F, 3), projected through each camera (with lens
     distortion) and blended over the view (``frames``: V RGB frames or None for the grey canvas) with opacity
@@ -168,7 +168,7 @@ def _video_frames(videos_dir, sequence, n_frames, views, indices):
 
 
 def overlay_images(keypoints3d: np.ndarray | None, cameras, indices, keypoints2d=None, videos_dir=None,
-                   sequence: str | None = None, tile=(640, 360), min_confidence: float = OFFICIAL_MIN_CONFIDENCE,
+                   sequence: str | None = None, tile=VizConfig.tile, min_confidence: float = VizConfig.min_confidence,
                    crop: bool = False):
     """Yield (frame index, mosaic (3 h, 3 w, 3) RGB) for each grid frame in ``indices`` (sorted).
 
@@ -199,7 +199,7 @@ def overlay_images(keypoints3d: np.ndarray | None, cameras, indices, keypoints2d
 
 
 def write_overlay_video(path, keypoints3d, cameras, indices, keypoints2d=None, videos_dir=None, sequence=None,
-                        tile=(640, 360), fps: float = 60.0, crop: bool = False) -> Path:
+                        tile=VizConfig.tile, fps: float = 60.0, crop: bool = False) -> Path:
     """The 3x3 overlay mosaic of the given frames as an mp4/gif (see :func:`overlay_images`)."""
     from aistpp.viz.animate import write_animation
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from aistpp.errors import AistppError
 from aistpp.skeleton import COCO17, DRAW_EDGES
+from aistpp.viz.config import AnimationConfig
 
 # BGR colours
 LEFT = (255, 128, 0)
@@ -98,7 +99,8 @@ class ViewCamera:
         return px
 
 
-def look_at_camera(points: np.ndarray, size=(480, 480), azimuth_deg: float = 30.0, elevation_deg: float = 15.0,
+def look_at_camera(points: np.ndarray, size=AnimationConfig.size, azimuth_deg: float = AnimationConfig.azimuth_deg,
+                   elevation_deg: float = AnimationConfig.elevation_deg,
                    fov_deg: float = 40.0, margin: float = 1.1, center=None, radius=None) -> ViewCamera:
     """A camera that frames ``points`` (..., 3) cm (NaN ignored) from the given azimuth/elevation (+y up).
 

@@ -21,45 +21,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from aistpp.errors import AistppError
-from aistpp.io.annotations import OFFICIAL_MIN_CONFIDENCE
 from aistpp.io.atomic import atomic_write_text
 from aistpp.naming import view_name
+from aistpp.viz.config import PRODUCTS, VizConfig
 from aistpp.viz.sources import SequenceData, smpl_forward
 
 log = logging.getLogger(__name__)
-
-PRODUCTS = ("skeleton", "overlay", "qa", "mesh")
-
-
-@dataclass(frozen=True)
-class VizConfig:
-    """What ``aistpp viz`` draws. products: subset of ``skeleton, overlay, qa, mesh``; joints: ``auto`` (keypoints3d
-    when every drawn sequence has them, else SMPL joints when all have SMPL, else what each has), ``keypoints3d`` or
-    ``smpl``; frames: (start, stop, step) of the animation / overlay video (stop None = end); frame: the still frame
-    (None = middle); fmt: ``mp4`` or ``gif``; size: (w, h) of one animation panel; tile: (w, h) of one overlay
-    view; crop: zoom each overlay view on the dancer (default; False draws the whole 1920x1080 frame, where the
-    dancer fills a few % of the tile)."""
-
-    products: tuple[str, ...] = PRODUCTS
-    joints: str = "auto"
-    frames: tuple = (0, None, 1)
-    frame: int | None = None
-    fmt: str = "mp4"
-    size: tuple[int, int] = (480, 480)
-    tile: tuple[int, int] = (640, 360)
-    overlay_video: bool = False
-    crop: bool = True
-    min_confidence: float = OFFICIAL_MIN_CONFIDENCE
-    overwrite: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _skeleton_points(data: SequenceData, joints: str, body_model) -> np.ndarray:
@@ -185,7 +157,7 @@ def render_sequence(data: SequenceData, out_dir, compare: SequenceData | None = 
     return written
 
 
-def draw_mesh_png(path, smpl: dict, body_model, frame: int, size=(480, 480)) -> Path:
+def draw_mesh_png(path, smpl: dict, body_model, frame: int, size=VizConfig.size) -> Path:
     """The posed mesh of ``frame`` from the front and from the side, as one PNG (two panels)."""
     from aistpp.viz.overlay import write_overlay_png
     from aistpp.viz.render import hstack_panels, look_at_camera, render_mesh

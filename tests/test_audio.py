@@ -12,7 +12,7 @@ librosa = pytest.importorskip("librosa")
 sf = pytest.importorskip("soundfile")
 
 from aistpp.audio import (BEAT, PEAK, SAMPLE_RATE, AudioConfig, add_music_to_corpus, align_music,  # noqa: E402
-                          beat_track_librosa081, feature_settings, features_from_signal, music_features)
+                          beat_track_librosa081, feature_settings, music_features)
 from aistpp.errors import AistppError  # noqa: E402
 
 TEMPO = 100  # mBR2 and mJS2: 80 + 10 * 2 BPM

@@ -4,7 +4,6 @@ blamed as such, and --genre reporting missing files the way --split does."""
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 from aistpp.errors import AistppError

@@ -444,7 +444,7 @@ def test_reprojection_plot_labels_several_ticks(monkeypatch, tmp_path):
         seen["ylim"] = fig.axes[0].get_ylim()
         return path
 
-    monkeypatch.setattr(qa_mod, "_save", keep)
+    monkeypatch.setattr(qa_mod, "save_figure", keep)
     err = 2.0 + 6.0 * np.random.default_rng(0).random((9, 300))  # 2-8 px: below symlog's linear threshold
     qa_mod.plot_reprojection_error(tmp_path / "r.png", err, [f"c{v + 1:02d}" for v in range(9)])
     assert seen["labels"] == ["0", "1", "2", "3", "5", "10"] and seen["ylim"][1] >= 8.0

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from aistpp.errors import AistppError
-from aistpp.io.atomic import atomic_path, atomic_write_text
+from aistpp.io.atomic import atomic_write_text
+from aistpp.viz.qa import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -134,22 +135,7 @@ def markdown_summary(report: dict, images=()) -> str:
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise AistppError("benchmark plots need matplotlib: pip install 'aistpp[viz]' (or --no-plots)") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> Path:
-    plt = _pyplot()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return pyplot("benchmark plots", " (or --no-plots)")
 
 
 def plot_per_joint(path, report: dict) -> Path:
@@ -179,7 +165,7 @@ def plot_per_joint(path, report: dict) -> Path:
     ax.set_title(f"error per joint ({report['protocol']['version']})")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_per_view(path, report: dict) -> Path:
@@ -200,7 +186,7 @@ def plot_per_view(path, report: dict) -> Path:
     ax.legend(fontsize=7, ncol=len(keys), loc="upper center")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_over_time(path, report: dict, series: dict, fps: float = 60.0, max_sequences: int = 8) -> Path:
@@ -216,7 +202,7 @@ def plot_over_time(path, report: dict, series: dict, fps: float = 60.0, max_sequ
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_report(out_dir, result, plots: bool = True) -> dict:

@@ -26,7 +26,6 @@ The person score is the mean keypoint confidence.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from aistpp.detect.base import check_frames
+from aistpp.detect.localize import keypoint_box
 from aistpp.errors import AistppError
 from aistpp.skeleton import NUM_JOINTS
 
@@ -71,21 +71,8 @@ class OnnxPoseConfig:
 BOX_SOURCES = ("frame", "previous", "mediapipe")
 
 
-def keypoints_to_boxes(keypoints, min_conf: float = 0.3, min_size: float = 64.0) -> np.ndarray:
-    """Keypoints (B, 17, 3) -> tight boxes (B, 4) x0, y0, x1, y1 px around points with confidence >= ``min_conf``,
-    each side at least ``min_size``; NaN rows where fewer than 2 such points."""
-    kp = np.asarray(keypoints, np.float64)
-    ok = np.isfinite(kp).all(-1) & (kp[..., 2] >= min_conf)
-    x = np.where(ok, kp[..., 0], np.nan)
-    y = np.where(ok, kp[..., 1], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-        lo = np.stack([np.nanmin(x, -1), np.nanmin(y, -1)], -1)
-        hi = np.stack([np.nanmax(x, -1), np.nanmax(y, -1)], -1)
-    c, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, min_size / 2)
-    boxes = np.concatenate([c - half, c + half], -1)
-    boxes[ok.sum(-1) < 2] = np.nan
-    return boxes
+# the name this module exported before the shared localization: the same box as every backend uses
+keypoints_to_boxes = keypoint_box
 
 
 def box_to_center_scale(boxes, aspect: float, padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:

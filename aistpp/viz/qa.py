@@ -154,19 +154,21 @@ def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
         return np.nanmedian(win, axis=-1)
 
 
-def _pyplot():
+def pyplot(what: str = "QA plots", hint: str = ""):
+    """matplotlib.pyplot on the Agg backend, or a one-line error naming the extra (``what`` needs matplotlib)."""
     try:
         import matplotlib
     except ImportError:
-        raise AistppError("QA plots need matplotlib: pip install 'aistpp[viz]'") from None
+        raise AistppError(f"{what} need matplotlib: pip install 'aistpp[viz]'{hint}") from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _save(fig, path) -> Path:
-    plt = _pyplot()
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` as a 100-dpi PNG atomically and close it."""
+    plt = pyplot()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
@@ -180,7 +182,7 @@ def plot_reprojection_error(path, error: np.ndarray, view_names, fps: float = 60
                             smooth: int = 15) -> Path:
     """Line plot of (V, N) px error over time (s), one line per view (rolling median over ``smooth`` frames on
     the faint raw curve), with the median per view in the legend."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     t = np.arange(error.shape[1]) / fps
     smoothed = rolling_median(error, smooth)
@@ -199,7 +201,7 @@ def plot_reprojection_error(path, error: np.ndarray, view_names, fps: float = 60
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def readable_ticks(top: float, most: int = 10) -> list[float]:
@@ -220,7 +222,7 @@ def readable_ticks(top: float, most: int = 10) -> list[float]:
 
 def plot_views_used(path, fractions: np.ndarray, view_names, fps: float = 60.0, title: str = "") -> Path:
     """Heat map of (V, N) fraction of joints each view contributed, plus the mean number of views per joint."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(2, 1, figsize=FIGSIZE, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     n = fractions.shape[1]
     im = ax0.imshow(fractions, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1,
@@ -232,13 +234,13 @@ def plot_views_used(path, fractions: np.ndarray, view_names, fps: float = 60.0, 
     ax1.set(xlabel="time (s)", ylabel="views / joint")
     ax1.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_bone_lengths(path, lengths: np.ndarray, fps: float = 60.0, bones=BONES, title: str = "",
                       smooth: int = 1) -> Path:
     """Each bone's length divided by its median over time, with its coefficient of variation in the legend."""
-    plt = _pyplot()
+    plt = pyplot()
     stab = bone_stability(lengths)
     fig, ax = plt.subplots(figsize=FIGSIZE)
     t = np.arange(len(lengths)) / fps
@@ -250,12 +252,12 @@ def plot_bone_lengths(path, lengths: np.ndarray, fps: float = 60.0, bones=BONES,
     ax.legend(fontsize=6, ncol=3)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_fit_error(path, per_frame: np.ndarray, fps: float = 60.0, total_loss=None, title: str = "") -> Path:
     """SMPL fit error per frame (cm) over time; the fit's total loss in the title when known."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     t = np.arange(len(per_frame)) / fps
     ax.plot(t, per_frame, lw=1, color="C3")
@@ -263,12 +265,12 @@ def plot_fit_error(path, per_frame: np.ndarray, fps: float = 60.0, total_loss=No
     ax.set(xlabel="time (s)", ylabel="mean joint error (cm)", title=(title or "SMPL fit error per frame") + extra)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_motion(path, stats: dict, fps: float = 60.0, title: str = "") -> Path:
     """Joint speed, ankle heights and foot skating over time (see :func:`motion_statistics`)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax0, ax1, ax2) = plt.subplots(3, 1, figsize=FIGSIZE, sharex=True)
     t = np.arange(len(stats["speed"])) / fps
     ax0.plot(t, stats["speed"], lw=1, color="k")
@@ -292,4 +294,4 @@ def plot_motion(path, stats: dict, fps: float = 60.0, title: str = "") -> Path:
     for ax in (ax0, ax1, ax2):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -52,7 +52,7 @@ class FlakyServer:
         self.throttle = throttle
         self.chunk = chunk
         self.ignore_range = ignore_range
-        self.log: list[dict] = []
+        self._log: list[dict] = []
         self.lock = threading.Lock()
         self.count = 0
         server = self
@@ -80,9 +80,17 @@ class FlakyServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    @property
+    def log(self) -> list[dict]:
+        """The requests answered so far, once every request received has been answered (a client can see the
+        response before the handler thread records it)."""
+        self.wait_idle()
+        with self.lock:
+            return list(self._log)
+
     def record(self, path, rng, status, sent):
         with self.lock:
-            self.log.append({"path": path, "range": rng, "status": status, "sent": sent})
+            self._log.append({"path": path, "range": rng, "status": status, "sent": sent})
             self.in_flight -= 1
 
     def wait_idle(self, timeout=30.0):
@@ -96,8 +104,7 @@ class FlakyServer:
         raise AssertionError("server handlers still busy")
 
     def sent(self, path=None) -> int:
-        with self.lock:
-            return sum(e["sent"] for e in self.log if path is None or e["path"] == path)
+        return sum(e["sent"] for e in self.log if path is None or e["path"] == path)
 
     def handle(self, h: BaseHTTPRequestHandler):
         path = h.path.lstrip("/")

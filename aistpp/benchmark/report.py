@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aistpp.corpus.manifest import plain
 from aistpp.errors import AistppError
 from aistpp.io.atomic import atomic_write_text
 from aistpp.viz.qa import pyplot, save_figure
@@ -22,18 +23,7 @@ SUMMARY_MD = "summary.md"
 
 def json_ready(obj):
     """Report dict -> JSON-safe: NaN -> null (nothing counted), +inf -> "inf" (misses), numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_ready(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return None if math.isnan(f) else ("inf" if f == math.inf else f)
-    return obj
+    return plain(obj, inf="inf")
 
 
 def _num(v, digits=1, pct=False) -> str:

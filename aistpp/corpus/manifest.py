@@ -42,26 +42,27 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _plain(obj):
-    """JSON-safe copy of a config/attribute value (numpy scalars/arrays, tuples, paths)."""
+def _plain(obj, inf=None):
+    """JSON-safe copy of a config/attribute value (numpy scalars/arrays, tuples, paths): NaN -> None, +inf ->
+    ``inf`` (None: what the manifest stores), -inf -> None."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): _plain(v, inf) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [_plain(v, inf) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
+        return _plain(obj.tolist(), inf)
     if isinstance(obj, np.generic):
-        return obj.item()
+        return _plain(obj.item(), inf)
     if isinstance(obj, float) and not np.isfinite(obj):
-        return None
+        return inf if obj == np.inf else None
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return str(obj)
 
 
-def plain(obj):
-    """Public alias: a JSON-safe copy of ``obj`` (what the manifest stores)."""
-    return _plain(obj)
+def plain(obj, inf=None):
+    """Public alias: a JSON-safe copy of ``obj`` (what the manifest stores); ``inf`` stands for +inf."""
+    return _plain(obj, inf)
 
 
 def config_hash(config: dict) -> str:
